@@ -1,0 +1,1 @@
+"""LangChain integration for phospho intent embeddings (the adapter arrives with its issue)."""

@@ -1,0 +1,1 @@
+"""LlamaIndex integration for phospho intent embeddings (the adapter arrives with its issue)."""

@@ -1,0 +1,54 @@
+"""phospho-embed: the shared core that talks to phospho's intent-embed API.
+
+One request per text, many in flight, in order, retried and bounded::
+
+    from phospho_embed import PhosphoClient
+
+    with PhosphoClient() as client:          # PHOSPHO_API_KEY from the environment
+        vectors = client.embed_many(["cancel my order", "where is my parcel?"])
+
+`AsyncPhosphoClient` is the asyncio twin. Errors are in `phospho_embed.errors` (and
+re-exported here); the pure protocol rules are in `phospho_embed.wire`; a local stand-in
+of the API is in `phospho_embed.emulator`.
+"""
+
+from phospho_embed._async_client import AsyncPhosphoClient
+from phospho_embed._base import ProgressCallback, Usage
+from phospho_embed._client import PhosphoClient
+from phospho_embed._version import __version__
+from phospho_embed.errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    BatchEmbeddingError,
+    MissingAPIKeyError,
+    PaymentRequiredError,
+    PhosphoError,
+    RateLimitError,
+    ResponseFormatError,
+    ServerError,
+)
+from phospho_embed.wire import RetryPolicy
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncPhosphoClient",
+    "AuthenticationError",
+    "BadRequestError",
+    "BatchEmbeddingError",
+    "MissingAPIKeyError",
+    "PaymentRequiredError",
+    "PhosphoClient",
+    "PhosphoError",
+    "ProgressCallback",
+    "RateLimitError",
+    "ResponseFormatError",
+    "RetryPolicy",
+    "ServerError",
+    "Usage",
+    "__version__",
+]

@@ -1,0 +1,200 @@
+"""`AsyncPhosphoClient`: the asyncio client, over ``httpx.AsyncClient``."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from types import TracebackType
+
+import httpx
+
+from phospho_embed import wire
+from phospho_embed._base import Batch, ClientCore, ProgressCallback, Usage
+from phospho_embed._settings import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
+from phospho_embed.errors import PhosphoError
+
+
+@dataclass
+class _LoopState:
+    """What must belong to one event loop: asyncio primitives and connections are bound to
+    the loop that made them, and notebooks or ``asyncio.run`` twice bring fresh loops."""
+
+    http: httpx.AsyncClient
+    slots: asyncio.Semaphore
+
+
+class AsyncPhosphoClient:
+    """Asynchronous client of the phospho intent-embed API; the same settings as
+    `PhosphoClient`, with ``http_client`` an ``httpx.AsyncClient``::
+
+        async with AsyncPhosphoClient() as client:
+            vector = await client.embed("I want to cancel my order")
+            vectors = await client.embed_many(["where is my parcel?", "refund please"])
+
+    The concurrency limit and (unless one is injected) the connection pool are created
+    lazily inside the running event loop, and made anew when the client finds itself in
+    another loop, so it also works across several ``asyncio.run`` calls in turn.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        project_id: str | None = None,
+        model: str = wire.DEFAULT_MODEL,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        http_client: httpx.AsyncClient | None = None,
+        retry_policy: wire.RetryPolicy | None = None,
+    ) -> None:
+        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
+            raise TypeError(
+                f"http_client must be an httpx.AsyncClient, got {type(http_client).__name__}"
+            )
+        self._core = ClientCore(
+            api_key=api_key,
+            base_url=base_url,
+            project_id=project_id,
+            model=model,
+            timeout=timeout,
+            max_retries=max_retries,
+            max_concurrency=max_concurrency,
+            retry_policy=retry_policy,
+        )
+        self._injected_http = http_client
+        # The state of the loop that used this client last. Only one is kept: a loop that
+        # has been closed cannot use (or close) its connections any more anyway.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_state: _LoopState | None = None
+        self._closed = False
+
+    # -- public API -----------------------------------------------------------------------
+
+    async def embed(self, text: str) -> list[float]:
+        """Embed one text (one request, retried on transient failures).
+
+        Raises:
+            TypeError / ValueError: ``text`` is not a non-empty string; nothing is sent.
+            PhosphoError: a subclass saying what went wrong.
+        """
+        wire.check_text(text)
+        return await self._request(self._state(), text, None)
+
+    async def embed_many(
+        self, texts: Iterable[str], *, progress: ProgressCallback | None = None
+    ) -> list[list[float]]:
+        """Embed many texts concurrently; the vectors come back in input order.
+
+        The same contract as `PhosphoClient.embed_many`: one request per distinct text, at
+        most ``max_concurrency`` in flight (across concurrent calls too), inputs checked
+        before anything is sent, transient failures retried, 401/402/403 stopping the call,
+        and `BatchEmbeddingError` keeping every vector that arrived. Cancelling the call
+        cancels its requests.
+        """
+        batch = Batch(texts, progress)
+        if not batch.distinct:
+            return []
+        self._core.headers()  # a missing key fails here, before any request
+        state = self._state()
+        workers = min(batch.distinct, self._core.settings.max_concurrency)
+        tasks = [asyncio.ensure_future(self._work(state, batch)) for _ in range(workers)]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            # Cancelled, or a bug in a callback: no worker may outlive the call.
+            batch.stop.set()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        return batch.result()
+
+    @property
+    def usage(self) -> Usage:
+        """Requests billed, retries made and tokens counted so far by this client."""
+        return self._core.usage
+
+    @property
+    def dimension(self) -> int | None:
+        """The vectors' length, known after the first successful request."""
+        return self._core.dimension
+
+    async def aclose(self) -> None:
+        """Close the connection pools this client opened (an injected client stays open).
+
+        A pool opened in an earlier event loop cannot be closed from this one; it is dropped.
+        """
+        self._closed = True
+        state, loop = self._loop_state, self._loop
+        self._loop_state = self._loop = None
+        if state is not None and self._injected_http is None and loop is asyncio.get_running_loop():
+            await state.http.aclose()
+
+    async def __aenter__(self) -> AsyncPhosphoClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return self._core.describe(type(self).__name__)
+
+    # -- I/O ------------------------------------------------------------------------------
+
+    async def _work(self, state: _LoopState, batch: Batch) -> None:
+        """One worker of an ``embed_many`` call: request texts until none is left."""
+        while (text := batch.next_text()) is not None:
+            try:
+                outcome: list[float] | PhosphoError = await self._request(state, text, batch.stop)
+            except PhosphoError as exc:
+                outcome = exc
+            batch.record(text, outcome)
+
+    async def _request(
+        self, state: _LoopState, text: str, stop: threading.Event | None
+    ) -> list[float]:
+        """One text, with retries; the vector or the last attempt's error."""
+        core = self._core
+        url, headers, body = core.settings.url, core.headers(), core.body(text)
+        timeout = core.httpx_timeout()
+        retry = 0
+        while True:
+            async with state.slots:
+                try:
+                    response = await state.http.post(
+                        url, content=body, headers=headers, timeout=timeout
+                    )
+                except httpx.HTTPError as exc:
+                    error = core.transport_error(exc)
+                else:
+                    try:
+                        return core.accept(response.status_code, response.headers, response.content)
+                    except PhosphoError as exc:
+                        error = exc
+            delay = core.next_delay(error, retry, stop)
+            if delay is None:
+                raise error
+            await asyncio.sleep(delay)
+            retry += 1
+
+    def _state(self) -> _LoopState:
+        if self._closed:
+            raise RuntimeError("this AsyncPhosphoClient is closed")
+        loop = asyncio.get_running_loop()
+        if self._loop_state is None or self._loop is not loop:
+            http = self._injected_http or httpx.AsyncClient(
+                timeout=self._core.httpx_timeout(), limits=self._core.httpx_limits()
+            )
+            self._loop_state = _LoopState(
+                http, asyncio.Semaphore(self._core.settings.max_concurrency)
+            )
+            self._loop = loop
+        return self._loop_state

@@ -1,0 +1,120 @@
+"""The emulator's knobs: one immutable, validated settings object."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TypedDict
+
+FAULTS: tuple[str, ...] = ("429", "500", "502", "503", "504", "drop", "malformed")
+"""The values ``EmulatorSettings.fault`` accepts."""
+
+
+@dataclass(frozen=True)
+class EmulatorSettings:
+    """How the emulator behaves. Every value is checked on construction (``ValueError``).
+
+    Frozen so that a request handler can read one consistent snapshot of all the knobs even
+    while another thread calls ``Emulator.configure``; change settings with
+    ``dataclasses.replace`` or ``Emulator.configure``.
+
+    Attributes:
+        api_key: the bearer token every request must carry (else 401); ``None`` accepts any.
+        dimensions: length of the returned vectors.
+        latency: seconds each admitted request waits before it is answered.
+        jitter: spreads the wait uniformly over ``[max(0, latency - jitter), latency + jitter]``
+            (seeded random generator).
+        fault: the failure to inject, one of ``FAULTS``: ``"429"``, ``"500"``, ``"502"``,
+            ``"503"``, ``"504"``, ``"drop"`` (connection closed mid-response) or
+            ``"malformed"`` (a 200 whose body is not the documented shape).
+        fault_rate: probability that a request gets the fault (seeded random generator).
+        fault_every: inject the fault into every Nth request reaching the fault step (N, 2N, ...).
+            With ``fault`` set and both ``fault_rate`` and ``fault_every`` at 0, every request
+            gets the fault; with both set, a request gets it when either says so.
+        retry_after: seconds sent as ``Retry-After`` with every 429 (injected or from the cap);
+            ``None`` sends no header.
+        max_in_flight: requests served at once; one more is answered 429 at once.
+        billing_required: answer 402 as an account without a payment method would.
+        seed: seeds the random generators of ``jitter`` and ``fault_rate``.
+    """
+
+    # repr=False: keys stay out of reprs and logs, even fake ones.
+    api_key: str | None = field(default=None, repr=False)
+    dimensions: int = 1536
+    latency: float = 0.0
+    jitter: float = 0.0
+    fault: str | None = None
+    fault_rate: float = 0.0
+    fault_every: int = 0
+    retry_after: float | None = None
+    max_in_flight: int | None = None
+    billing_required: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.api_key is not None and (not isinstance(self.api_key, str) or not self.api_key):
+            raise ValueError("api_key must be a non-empty string, or None to accept any token")
+        _check_int("dimensions", self.dimensions, minimum=1)
+        _check_seconds("latency", self.latency)
+        _check_seconds("jitter", self.jitter)
+        if self.fault is not None and self.fault not in FAULTS:
+            allowed = ", ".join(repr(fault) for fault in FAULTS)
+            raise ValueError(f"fault must be None or one of {allowed}, got {self.fault!r}")
+        if not _is_number(self.fault_rate) or not 0.0 <= self.fault_rate <= 1.0:
+            raise ValueError(f"fault_rate must be a probability in [0, 1], got {self.fault_rate!r}")
+        _check_int("fault_every", self.fault_every, minimum=0)
+        if self.retry_after is not None:
+            _check_seconds("retry_after", self.retry_after)
+        if self.max_in_flight is not None:
+            _check_int("max_in_flight", self.max_in_flight, minimum=1)
+        if not isinstance(self.billing_required, bool):
+            raise ValueError(f"billing_required must be a bool, got {self.billing_required!r}")
+        _check_int("seed", self.seed, minimum=None)
+
+    @property
+    def retry_after_header(self) -> str | None:
+        """``retry_after`` as a ``Retry-After`` value: ``"1"`` for 1.0, ``"0.05"`` for 0.05."""
+        if self.retry_after is None:
+            return None
+        if float(self.retry_after).is_integer():
+            return str(int(self.retry_after))
+        # Fixed notation: repr() would give "1e-05", which no client parses as seconds.
+        return f"{self.retry_after:.6f}".rstrip("0").rstrip(".")
+
+
+class SettingsChanges(TypedDict, total=False):
+    """Keyword arguments accepted by ``Emulator(...)``, ``configure`` and ``reset``."""
+
+    api_key: str | None
+    dimensions: int
+    latency: float
+    jitter: float
+    fault: str | None
+    fault_rate: float
+    fault_every: int
+    retry_after: float | None
+    max_in_flight: int | None
+    billing_required: bool
+    seed: int
+
+
+def _is_number(value: object) -> bool:
+    # bool is an int subclass, but latency=True is a mistake, not one second.
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_int(name: str, value: object, *, minimum: int | None) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{name} must be an int, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+
+
+def _check_seconds(name: str, value: object) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
