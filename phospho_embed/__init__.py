@@ -13,7 +13,7 @@ of the API is in `phospho_embed.emulator`.
 """
 
 from phospho_embed._async_client import AsyncPhosphoClient
-from phospho_embed._base import ProgressCallback, Usage
+from phospho_embed._base import ProgressCallback, ResultCallback, Usage
 from phospho_embed._client import PhosphoClient
 from phospho_embed._version import __version__
 from phospho_embed.errors import (
@@ -47,6 +47,7 @@ __all__ = [
     "ProgressCallback",
     "RateLimitError",
     "ResponseFormatError",
+    "ResultCallback",
     "RetryPolicy",
     "ServerError",
     "Usage",

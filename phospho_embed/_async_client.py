@@ -11,7 +11,7 @@ from types import TracebackType
 import httpx
 
 from phospho_embed import wire
-from phospho_embed._base import Batch, ClientCore, ProgressCallback, Usage
+from phospho_embed._base import Batch, ClientCore, ProgressCallback, ResultCallback, Usage
 from phospho_embed._settings import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from phospho_embed.errors import PhosphoError
 
@@ -84,17 +84,22 @@ class AsyncPhosphoClient:
         return await self._request(self._state(), text, None)
 
     async def embed_many(
-        self, texts: Iterable[str], *, progress: ProgressCallback | None = None
+        self,
+        texts: Iterable[str],
+        *,
+        progress: ProgressCallback | None = None,
+        on_embedding: ResultCallback | None = None,
     ) -> list[list[float]]:
         """Embed many texts concurrently; the vectors come back in input order.
 
         The same contract as `PhosphoClient.embed_many`: one request per distinct text, at
         most ``max_concurrency`` in flight (across concurrent calls too), inputs checked
         before anything is sent, transient failures retried, 401/402/403 stopping the call,
-        and `BatchEmbeddingError` keeping every vector that arrived. Cancelling the call
-        cancels its requests.
+        and `BatchEmbeddingError` keeping every vector that arrived. ``progress`` and
+        ``on_embedding`` are called as in the sync client. Cancelling the call cancels its
+        requests.
         """
-        batch = Batch(texts, progress)
+        batch = Batch(texts, progress, on_embedding)
         if not batch.distinct:
             return []
         self._core.headers()  # a missing key fails here, before any request

@@ -35,6 +35,8 @@ logger = logging.getLogger("phospho_embed")
 
 #: Called with the number of input texts that just finished (duplicates included).
 ProgressCallback = Callable[[int], None]
+#: Called with each input index and its vector as soon as the vector arrives.
+ResultCallback = Callable[[int, list[float]], None]
 
 _USER_AGENT = f"phospho-embed/{__version__} python-httpx/{httpx.__version__}"
 
@@ -199,7 +201,12 @@ class Batch:
     text once, collects the outcomes, and assembles the result in input order.
     """
 
-    def __init__(self, texts: Iterable[object], progress: ProgressCallback | None) -> None:
+    def __init__(
+        self,
+        texts: Iterable[object],
+        progress: ProgressCallback | None = None,
+        on_embedding: ResultCallback | None = None,
+    ) -> None:
         checked = wire.check_texts(texts)
         self.size = len(checked)
         self._positions: dict[str, list[int]] = {}
@@ -209,6 +216,7 @@ class Batch:
         self._vectors: dict[str, list[float]] = {}
         self._errors: dict[str, PhosphoError] = {}
         self._progress = progress
+        self._on_embedding = on_embedding
         self._lock = threading.Lock()
         self.fatal: PhosphoError | None = None
         #: Set when the call must end: a fatal error, an interrupt, a bug in a callback.
@@ -227,7 +235,10 @@ class Batch:
             return next(self._pending, None)
 
     def record(self, text: str, outcome: list[float] | PhosphoError) -> None:
-        """Keep a text's vector or error; a fatal error stops the call for every worker."""
+        """Keep a text's vector or error; a fatal error stops the call for every worker.
+
+        The callbacks run under the batch's lock, so they are never called concurrently.
+        """
         with self._lock:
             if isinstance(outcome, PhosphoError):
                 self._errors[text] = outcome
@@ -236,6 +247,9 @@ class Batch:
                     self.stop.set()
             else:
                 self._vectors[text] = outcome
+                if self._on_embedding is not None:
+                    for index in self._positions[text]:
+                        self._on_embedding(index, outcome)
             if self._progress is not None:
                 self._progress(len(self._positions[text]))
 

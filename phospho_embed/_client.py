@@ -11,7 +11,7 @@ from types import TracebackType
 import httpx
 
 from phospho_embed import wire
-from phospho_embed._base import Batch, ClientCore, ProgressCallback, Usage
+from phospho_embed._base import Batch, ClientCore, ProgressCallback, ResultCallback, Usage
 from phospho_embed._settings import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from phospho_embed.errors import PhosphoError
 
@@ -87,7 +87,11 @@ class PhosphoClient:
         return self._request(text, None)
 
     def embed_many(
-        self, texts: Iterable[str], *, progress: ProgressCallback | None = None
+        self,
+        texts: Iterable[str],
+        *,
+        progress: ProgressCallback | None = None,
+        on_embedding: ResultCallback | None = None,
     ) -> list[list[float]]:
         """Embed many texts concurrently; the vectors come back in input order.
 
@@ -97,8 +101,10 @@ class PhosphoClient:
 
         Args:
             texts: the texts (any iterable of strings, not a single string).
-            progress: called with the number of input texts each finished request covers,
-                from the worker threads.
+            progress: called with the number of input texts each finished request covers.
+            on_embedding: called with ``(index, vector)`` for each input as soon as its
+                vector arrives, e.g. to write results out before the call ends.
+                Callbacks run in the worker threads, one at a time.
 
         Raises:
             TypeError / ValueError: a bad input, naming its index; nothing is sent.
@@ -106,7 +112,7 @@ class PhosphoClient:
                 arrived and ``.errors`` says why the others failed.
             PhosphoError: the 401/402/403 error when it stopped the call before any vector.
         """
-        batch = Batch(texts, progress)
+        batch = Batch(texts, progress, on_embedding)
         if not batch.distinct:
             return []
         self._core.headers()  # a missing key fails here, before any thread starts

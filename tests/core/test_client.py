@@ -75,6 +75,14 @@ def test_progress_counts_every_input(make_client: MakeClient) -> None:
     assert sorted(seen) == [1, 1, 2]
 
 
+def test_results_stream_out_as_they_arrive(make_client: MakeClient) -> None:
+    texts = ["a b", "c d", "a b", "word " * 16_000, "e f"]
+    streamed: dict[int, list[float]] = {}
+    with pytest.raises(BatchEmbeddingError):
+        make_client().embed_many(texts, on_embedding=streamed.__setitem__)
+    assert streamed == {i: vec(t) for i, t in enumerate(texts) if i != 3}
+
+
 # --- retries -----------------------------------------------------------------------------
 
 
