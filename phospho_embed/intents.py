@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from phospho_embed import wire
 from phospho_embed._async_client import AsyncPhosphoClient
 from phospho_embed._client import PhosphoClient
+from phospho_embed.errors import PhosphoError
 
 try:
     import numpy as np
@@ -53,7 +54,15 @@ if TYPE_CHECKING:
 
     Matrix = NDArray[np.float32]
 
-__all__ = ["Aggregation", "IntentClassifier", "IntentMatch", "IntentReport", "IntentStats"]
+__all__ = [
+    "Aggregation",
+    "IntentClassifier",
+    "IntentMatch",
+    "IntentReport",
+    "IntentStats",
+    "OutOfTopicError",
+    "example_texts",
+]
 
 Aggregation = Literal["top_k_mean", "max", "centroid"]
 Client = PhosphoClient | AsyncPhosphoClient
@@ -87,6 +96,25 @@ class IntentMatch:
     def out_of_topic(self) -> bool:
         """Whether the text matched none of the intents."""
         return self.intent is None
+
+
+class OutOfTopicError(PhosphoError, ValueError):
+    """A text matched none of the intents and there is no fallback to send it to.
+
+    Attributes:
+        match: the rejected `IntentMatch` (its ``top``, ``score`` and ``scores`` say how close
+            the text came).
+    """
+
+    def __init__(self, match: IntentMatch) -> None:
+        super().__init__(
+            f"the text matches none of the intents (closest: {match.top!r}, "
+            f"score {match.score:.3f}) and no default route is set"
+        )
+        self.match = match
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.match,))
 
 
 @dataclass(frozen=True)
@@ -231,9 +259,10 @@ class IntentClassifier:
         keyword arguments are those of `IntentClassifier`.
         """
         client = client or PhosphoClient()
-        texts = _example_texts(examples)
-        vectors = client.embed_many(texts)
-        return cls(_group(examples, vectors), client=client, model=_model_of(client), **options)
+        vectors = client.embed_many(example_texts(examples))
+        return cls.from_embedded_examples(
+            examples, vectors, client=client, model=_model_of(client), **options
+        )
 
     @classmethod
     async def afrom_examples(
@@ -244,9 +273,30 @@ class IntentClassifier:
     ) -> IntentClassifier:
         """Async `from_examples`, with an `AsyncPhosphoClient`."""
         client = client or AsyncPhosphoClient()
-        texts = _example_texts(examples)
-        vectors = await client.embed_many(texts)
-        return cls(_group(examples, vectors), client=client, model=_model_of(client), **options)
+        vectors = await client.embed_many(example_texts(examples))
+        return cls.from_embedded_examples(
+            examples, vectors, client=client, model=_model_of(client), **options
+        )
+
+    @classmethod
+    def from_embedded_examples(
+        cls,
+        examples: Mapping[str, Sequence[str]],
+        vectors: Sequence[Sequence[float]],
+        **options: Any,
+    ) -> IntentClassifier:
+        """Build from examples embedded elsewhere: ``vectors`` in `example_texts` order.
+
+        This is how framework adapters build a classifier with their own embedder.
+        """
+        grouped: dict[str, Sequence[Sequence[float]]] = {}
+        position = 0
+        for name, utterances in examples.items():
+            grouped[name] = vectors[position : position + len(utterances)]
+            position += len(utterances)
+        if position != len(vectors):
+            raise ValueError(f"got {len(vectors)} vectors for {position} examples")
+        return cls(grouped, **options)
 
     # -- classification -----------------------------------------------------------------------
 
@@ -510,7 +560,12 @@ class IntentClassifier:
         return indices
 
 
-def _example_texts(examples: Mapping[str, Sequence[str]]) -> list[str]:
+def example_texts(examples: Mapping[str, Sequence[str]]) -> list[str]:
+    """Every example utterance, checked, intent after intent: the order to embed them in.
+
+    Raises:
+        TypeError / ValueError: a bad example, named as ``examples['intent'][i]``.
+    """
     texts: list[str] = []
     for name, utterances in examples.items():
         if isinstance(utterances, str):
@@ -518,17 +573,6 @@ def _example_texts(examples: Mapping[str, Sequence[str]]) -> list[str]:
         for i, text in enumerate(utterances):
             texts.append(wire.check_text(text, f"examples[{name!r}][{i}]"))
     return texts
-
-
-def _group(
-    examples: Mapping[str, Sequence[str]], vectors: list[list[float]]
-) -> dict[str, list[list[float]]]:
-    grouped: dict[str, list[list[float]]] = {}
-    position = 0
-    for name, utterances in examples.items():
-        grouped[name] = vectors[position : position + len(utterances)]
-        position += len(utterances)
-    return grouped
 
 
 def _model_of(client: Client) -> str:
