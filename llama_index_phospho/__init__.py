@@ -1,1 +1,13 @@
-"""LlamaIndex integration for phospho intent embeddings (the adapter arrives with its issue)."""
+"""LlamaIndex integration for phospho intent embeddings.
+
+from llama_index_phospho import PhosphoEmbedding
+
+embed_model = PhosphoEmbedding()  # PHOSPHO_API_KEY from the environment
+
+The same class is importable as ``llama_index.embeddings.phospho.PhosphoEmbedding``.
+"""
+
+from llama_index_phospho.embeddings import PhosphoEmbedding
+from phospho_embed._version import __version__
+
+__all__ = ["PhosphoEmbedding", "__version__"]
