@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: test lint typecheck pytest install bench clean
+.PHONY: demo test lint typecheck pytest install bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ typecheck: $(STAMP)
 # pytest exits 5 when it collected no test: not a failure of the code under test.
 pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS); status=$$?; [ $$status -eq 5 ] && echo "pytest: no tests collected" && exit 0; exit $$status
+
+# The main job: on a local emulator unless PHOSPHO_API_KEY is set.
+demo: $(STAMP)
+	$(BIN)/phospho-embed demo
 
 test: lint typecheck pytest
 

@@ -188,6 +188,8 @@ class AsyncPhosphoClient:
             if delay is None:
                 raise error
             await asyncio.sleep(delay)
+            if stop is not None and stop.is_set():  # stopped while we slept
+                raise error
             retry += 1
 
     def _state(self) -> _LoopState:

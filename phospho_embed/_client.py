@@ -118,8 +118,8 @@ class PhosphoClient:
         self._core.headers()  # a missing key fails here, before any thread starts
         executor = self._pool()
         workers = min(batch.distinct, self._core.settings.max_concurrency)
-        futures = [executor.submit(self._work, batch) for _ in range(workers)]
         try:
+            futures = [executor.submit(self._work, batch) for _ in range(workers)]
             for future in futures:
                 future.result()
         finally:
@@ -193,6 +193,8 @@ class PhosphoClient:
             if delay is None:
                 raise error
             time.sleep(delay)
+            if stop is not None and stop.is_set():  # stopped while we slept
+                raise error
             retry += 1
 
     def _client(self) -> httpx.Client:

@@ -1,0 +1,120 @@
+"""``phospho-embed classify --examples FILE TEXT...``: which intent each text expresses."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from phospho_embed.cli._common import (
+    EXIT_OK,
+    CLIError,
+    add_client_arguments,
+    build_client,
+    require_api_key,
+)
+
+if TYPE_CHECKING:
+    from phospho_embed.cli._common import Subparsers
+    from phospho_embed.intents import IntentClassifier
+
+
+def register(subparsers: Subparsers) -> None:
+    """Add the ``classify`` subcommand."""
+    parser = subparsers.add_parser(
+        "classify",
+        help="classify texts into intents, or out of topic",
+        description="Classify each TEXT into one of the intents of --examples, or out of "
+        "topic when its best intent scores under the threshold. Output: one line per text, "
+        "'intent<TAB>score<TAB>text' ('-' as the intent when out of topic), or JSON lines.",
+    )
+    parser.add_argument(
+        "texts",
+        nargs="+",
+        metavar="TEXT",
+        help="texts to classify; '-' reads one text per line from standard input",
+    )
+    parser.add_argument(
+        "--examples",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="a JSON object {intent: [example, ...]} (embedded now), or a classifier saved "
+        "with --save or IntentClassifier.save (.npz, no embedding needed)",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        metavar="SCORE",
+        help="minimum score of the best intent (default: the saved one, else none)",
+    )
+    parser.add_argument(
+        "--margin", type=float, metavar="GAP", help="minimum gap between the best two intents"
+    )
+    parser.add_argument(
+        "--save", type=Path, metavar="FILE", help="save the classifier built from --examples (.npz)"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON lines with every score")
+    add_client_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Classify the texts and print one line per text."""
+    require_api_key(args)
+    texts = _texts(args.texts)
+    with build_client(args) as client:
+        classifier = _classifier(args, client)
+        if args.threshold is not None:
+            classifier.threshold, classifier.thresholds = args.threshold, {}
+        if args.margin is not None:
+            classifier.margin = args.margin
+        for text, match in zip(texts, classifier.classify_many(texts), strict=True):
+            if args.json:
+                record: dict[str, Any] = {
+                    "text": text,
+                    "intent": match.intent,
+                    "score": round(match.score, 6),
+                    "margin": round(match.margin, 6),
+                    "scores": {name: round(value, 6) for name, value in match.scores.items()},
+                }
+                print(json.dumps(record, ensure_ascii=False))
+            else:
+                print(f"{match.intent or '-'}\t{match.score:.4f}\t{text}")
+    return EXIT_OK
+
+
+def _texts(values: list[str]) -> list[str]:
+    texts: list[str] = []
+    for value in values:
+        if value == "-":
+            texts.extend(line.rstrip("\n") for line in sys.stdin if line.strip())
+        else:
+            texts.append(value)
+    return texts
+
+
+def _classifier(args: argparse.Namespace, client: Any) -> IntentClassifier:
+    from phospho_embed.intents import IntentClassifier  # numpy: only for this command
+
+    path: Path = args.examples
+    if path.suffix == ".npz":
+        try:
+            return IntentClassifier.load(path, client=client)
+        except ValueError as error:
+            raise CLIError(str(error)) from None
+    try:
+        examples = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise CLIError(f"{path} is not JSON: {error}") from None
+    if not isinstance(examples, dict):
+        raise CLIError(f"{path} must hold a JSON object {{intent: [example, ...]}}")
+    try:
+        classifier = IntentClassifier.from_examples(examples, client=client)
+    except (TypeError, ValueError) as error:
+        raise CLIError(f"{path}: {error}") from None
+    if args.save is not None:
+        classifier.save(args.save)
+    return classifier

@@ -1,0 +1,49 @@
+"""``phospho-embed demo``: the main job, end to end, on the emulator unless a key is set."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+from phospho_embed.cli._common import add_client_arguments
+
+if TYPE_CHECKING:
+    from phospho_embed.cli._common import Subparsers
+
+
+def register(subparsers: Subparsers) -> None:
+    """Add the ``demo`` subcommand."""
+    parser = subparsers.add_parser(
+        "demo",
+        help="classify and route customer-support messages by intent, and compare speeds",
+        description="Classify messages by intent (rejecting out-of-topic ones), route them "
+        "with LangChain and LlamaIndex, and compare batch embedding with a one-by-one loop. "
+        "Without an API key it starts a local emulator with LLM-like latency.",
+    )
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="per-request latency of the local emulator, when no API key is set "
+        "(default: 0.3, like the LLM-backed API)",
+    )
+    add_client_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo on stdout."""
+    from phospho_embed import _demo  # imports the frameworks: only when the demo runs
+
+    return _demo.run(
+        sys.stdout,
+        latency=args.latency,
+        api_key=args.api_key,
+        base_url=args.base_url,
+        project_id=args.project_id,
+        max_concurrency=args.max_concurrency,
+        max_retries=args.max_retries,
+        timeout=args.timeout,
+    )

@@ -1,0 +1,94 @@
+"""``phospho-embed classify`` and ``phospho-embed demo`` end to end through the emulator."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from phospho_embed.demo_data import EXAMPLES
+from phospho_embed.emulator import Emulator
+from tests.cli.conftest import TEST_KEY, RunCLI
+
+EXAMPLE_COUNT = sum(len(texts) for texts in EXAMPLES.values())
+
+
+@pytest.fixture
+def examples_file(tmp_path: Path) -> Path:
+    path = tmp_path / "examples.json"
+    path.write_text(json.dumps(EXAMPLES))
+    return path
+
+
+def client_args(emulator: Emulator) -> list[str]:
+    return ["--base-url", emulator.base_url, "--api-key", TEST_KEY]
+
+
+def test_classify_prints_intent_score_and_text(
+    cli: RunCLI, emulator: Emulator, examples_file: Path
+) -> None:
+    result = cli(
+        "classify",
+        "--examples",
+        str(examples_file),
+        "--threshold",
+        "0.15",
+        "where is my parcel, it is late",
+        "what's the weather like on Mars?",
+        *client_args(emulator),
+    )
+    assert result.code == 0, result.err
+    first, second = result.out.splitlines()
+    assert first.startswith("track_parcel\t")
+    assert first.endswith("\twhere is my parcel, it is late")
+    assert second.startswith("-\t")  # out of topic
+    assert emulator.stats.requests == EXAMPLE_COUNT + 2
+
+
+def test_classify_saves_then_loads_without_re_embedding(
+    cli: RunCLI, emulator: Emulator, examples_file: Path, tmp_path: Path
+) -> None:
+    saved = tmp_path / "intents.npz"
+    args = client_args(emulator)
+    first = cli("classify", "--examples", str(examples_file), "--save", str(saved), "refund", *args)
+    assert first.code == 0, first.err
+    emulator.reset_stats()
+    second = cli("classify", "--examples", str(saved), "--json", "cancel my order", *args)
+    assert second.code == 0, second.err
+    record = json.loads(second.out)
+    assert record["intent"] == "cancel_order"
+    assert set(record["scores"]) == set(EXAMPLES)
+    assert emulator.stats.requests == 1  # only the text, not the examples
+
+
+def test_classify_explains_bad_examples(cli: RunCLI, emulator: Emulator, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"refund": ["money back", "   "]}))
+    result = cli("classify", "--examples", str(bad), "hello", *client_args(emulator))
+    assert result.code == 2
+    assert "examples['refund'][1] is empty" in result.err
+    assert "Traceback" not in result.err
+    assert emulator.stats.requests == 0
+
+
+def test_demo_runs_on_its_own_emulator() -> None:
+    # As `make demo` runs it: a process, no key in the environment, a local emulator.
+    result = subprocess.run(
+        [sys.executable, "-m", "phospho_embed.cli", "demo", "--latency", "0.05"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "No PHOSPHO_API_KEY: using a local emulator" in out
+    for title in ("1. Classify", "2. LangChain", "3. LlamaIndex", "4. Speed"):
+        assert title in out
+    assert out.count("OUT OF TOPIC") == 2
+    assert out.count("Sorry, I can only help") == 4  # out of topic, LangChain and LlamaIndex
+    assert "x faster" in out
