@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -12,8 +11,9 @@ import httpx
 
 from phospho_embed import wire
 from phospho_embed._base import Batch, ClientCore, ProgressCallback, ResultCallback, Usage
+from phospho_embed._limit import AsyncGate, Outcome
 from phospho_embed._settings import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
-from phospho_embed.errors import PhosphoError
+from phospho_embed.errors import BatchEmbeddingError, PhosphoError
 
 
 @dataclass
@@ -22,7 +22,7 @@ class _LoopState:
     the loop that made them, and notebooks or ``asyncio.run`` twice bring fresh loops."""
 
     http: httpx.AsyncClient
-    slots: asyncio.Semaphore
+    gate: AsyncGate
 
 
 class AsyncPhosphoClient:
@@ -49,6 +49,7 @@ class AsyncPhosphoClient:
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         http_client: httpx.AsyncClient | None = None,
         retry_policy: wire.RetryPolicy | None = None,
+        adaptive_concurrency: bool = True,
     ) -> None:
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
             raise TypeError(
@@ -63,6 +64,7 @@ class AsyncPhosphoClient:
             max_retries=max_retries,
             max_concurrency=max_concurrency,
             retry_policy=retry_policy,
+            adaptive_concurrency=adaptive_concurrency,
         )
         self._injected_http = http_client
         # The state of the loop that used this client last. Only one is kept: a loop that
@@ -89,33 +91,38 @@ class AsyncPhosphoClient:
         *,
         progress: ProgressCallback | None = None,
         on_embedding: ResultCallback | None = None,
+        deadline: float | None = None,
+        resume_from: BatchEmbeddingError | Sequence[list[float] | None] | None = None,
     ) -> list[list[float]]:
         """Embed many texts concurrently; the vectors come back in input order.
 
-        The same contract as `PhosphoClient.embed_many`: one request per distinct text, at
-        most ``max_concurrency`` in flight (across concurrent calls too), inputs checked
-        before anything is sent, transient failures retried, 401/402/403 stopping the call,
-        and `BatchEmbeddingError` keeping every vector that arrived. ``progress`` and
-        ``on_embedding`` are called as in the sync client. Cancelling the call cancels its
-        requests.
+        The same contract and arguments as `PhosphoClient.embed_many`: one request per
+        distinct text, at most ``max_concurrency`` in flight (across concurrent calls too),
+        inputs checked before anything is sent, transient failures retried, 401/402/403
+        stopping the call, ``deadline`` and ``resume_from``, and `BatchEmbeddingError`
+        keeping every vector that arrived. Cancelling the call cancels its requests.
         """
-        batch = Batch(texts, progress, on_embedding)
-        if not batch.distinct:
-            return []
-        self._core.headers()  # a missing key fails here, before any request
-        state = self._state()
-        workers = min(batch.distinct, self._core.settings.max_concurrency)
-        tasks = [asyncio.ensure_future(self._work(state, batch)) for _ in range(workers)]
-        try:
-            await asyncio.gather(*tasks)
-        except BaseException:
-            # Cancelled, or a bug in a callback: no worker may outlive the call.
-            batch.stop.set()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
+        batch = Batch(texts, progress, on_embedding, deadline=deadline, resume_from=resume_from)
+        if batch.distinct:
+            self._core.headers()  # a missing key fails here, before any request
+            state = self._state()
+            workers = min(batch.distinct, self._core.settings.max_concurrency)
+            tasks = [asyncio.ensure_future(self._work(state, batch)) for _ in range(workers)]
+            try:
+                await asyncio.gather(*tasks)
+            except BaseException:
+                # Cancelled, or a bug in a callback: no worker may outlive the call.
+                batch.stop.set()
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
         return batch.result()
+
+    @property
+    def concurrency_limit(self) -> int:
+        """Requests allowed in flight now: ``max_concurrency``, lower after 429s."""
+        return self._core.limit.current
 
     @property
     def usage(self) -> Usage:
@@ -158,39 +165,51 @@ class AsyncPhosphoClient:
         """One worker of an ``embed_many`` call: request texts until none is left."""
         while (text := batch.next_text()) is not None:
             try:
-                outcome: list[float] | PhosphoError = await self._request(state, text, batch.stop)
+                outcome: list[float] | PhosphoError = await self._request(state, text, batch)
             except PhosphoError as exc:
                 outcome = exc
             batch.record(text, outcome)
 
-    async def _request(
-        self, state: _LoopState, text: str, stop: threading.Event | None
-    ) -> list[float]:
+    async def _request(self, state: _LoopState, text: str, batch: Batch | None) -> list[float]:
         """One text, with retries; the vector or the last attempt's error."""
         core = self._core
         url, headers, body = core.settings.url, core.headers(), core.body(text)
-        timeout = core.httpx_timeout()
         retry = 0
         while True:
-            async with state.slots:
-                try:
-                    response = await state.http.post(
-                        url, content=body, headers=headers, timeout=timeout
-                    )
-                except httpx.HTTPError as exc:
-                    error = core.transport_error(exc)
-                else:
-                    try:
-                        return core.accept(response.status_code, response.headers, response.content)
-                    except PhosphoError as exc:
-                        error = exc
-            delay = core.next_delay(error, retry, stop)
+            timeout = core.httpx_timeout(batch)
+            outcome: Outcome = None
+            epoch = await state.gate.acquire()
+            try:
+                outcome = await self._attempt(state.http, url, headers, body, timeout)
+            finally:
+                state.gate.release(epoch, outcome)
+            if isinstance(outcome, list):
+                return outcome
+            error = core.deadline_cut(outcome, batch)
+            delay = core.next_delay(error, retry, batch)
             if delay is None:
                 raise error
             await asyncio.sleep(delay)
-            if stop is not None and stop.is_set():  # stopped while we slept
+            if batch is not None and batch.stop.is_set():  # stopped while we slept
                 raise error
             retry += 1
+
+    async def _attempt(
+        self,
+        http: httpx.AsyncClient,
+        url: str,
+        headers: dict[str, str],
+        body: bytes,
+        timeout: httpx.Timeout,
+    ) -> list[float] | PhosphoError:
+        try:
+            response = await http.post(url, content=body, headers=headers, timeout=timeout)
+        except httpx.HTTPError as exc:
+            return self._core.transport_error(exc)
+        try:
+            return self._core.accept(response.status_code, response.headers, response.content)
+        except PhosphoError as exc:
+            return exc
 
     def _state(self) -> _LoopState:
         if self._closed:
@@ -200,8 +219,6 @@ class AsyncPhosphoClient:
             http = self._injected_http or httpx.AsyncClient(
                 timeout=self._core.httpx_timeout(), limits=self._core.httpx_limits()
             )
-            self._loop_state = _LoopState(
-                http, asyncio.Semaphore(self._core.settings.max_concurrency)
-            )
+            self._loop_state = _LoopState(http, AsyncGate(self._core.limit))
             self._loop = loop
         return self._loop_state

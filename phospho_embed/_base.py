@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import httpx
 
 from phospho_embed import wire
+from phospho_embed._limit import AdaptiveLimit
 from phospho_embed._settings import (
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_RETRIES,
@@ -27,6 +29,7 @@ from phospho_embed.errors import (
     APIConnectionError,
     APITimeoutError,
     BatchEmbeddingError,
+    DeadlineExceededError,
     PhosphoError,
     ResponseFormatError,
 )
@@ -72,6 +75,7 @@ class ClientCore:
         max_retries: int = DEFAULT_MAX_RETRIES,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         retry_policy: wire.RetryPolicy | None = None,
+        adaptive_concurrency: bool = True,
     ) -> None:
         self.settings: Settings = resolve_settings(
             api_key=api_key,
@@ -83,6 +87,8 @@ class ClientCore:
             max_concurrency=max_concurrency,
             retry_policy=retry_policy,
         )
+        #: Requests allowed in flight: lowered on 429s, raised again on successes.
+        self.limit = AdaptiveLimit(max_concurrency, adaptive=adaptive_concurrency)
         self.dimension: int | None = None
         self._headers: dict[str, str] | None = None
         self._lock = threading.Lock()
@@ -102,9 +108,20 @@ class ClientCore:
             text, model=self.settings.model, project_id=self.settings.project_id
         )
 
-    def httpx_timeout(self) -> httpx.Timeout:
-        """Per-attempt timeout; connecting gets less, since a dead host should fail fast."""
-        return httpx.Timeout(self.settings.timeout, connect=min(self.settings.timeout, 10.0))
+    def httpx_timeout(self, batch: Batch | None = None) -> httpx.Timeout:
+        """Per-attempt timeout, cut to what is left of the batch's deadline; connecting gets
+        at most 10 s, since a dead host should fail fast.
+
+        Raises:
+            DeadlineExceededError: the batch's deadline has passed.
+        """
+        seconds = self.settings.timeout
+        remaining = batch.remaining() if batch is not None else None
+        if batch is not None and remaining is not None:
+            if remaining <= 0:
+                raise batch.deadline_error(during_request=False)
+            seconds = min(seconds, remaining)
+        return httpx.Timeout(seconds, connect=min(seconds, 10.0))
 
     def httpx_limits(self) -> httpx.Limits:
         """A connection pool as wide as the concurrency, so no connection is churned."""
@@ -147,23 +164,32 @@ class ClientCore:
             f"could not get an answer from {self.settings.url}: {type(exc).__name__}: {exc}"
         )
 
+    def deadline_cut(self, error: PhosphoError, batch: Batch | None) -> PhosphoError:
+        """A timeout caused by the batch's deadline, rather than by the API, says so."""
+        remaining = batch.remaining() if batch is not None else None
+        timed_out = isinstance(error, APITimeoutError)
+        if timed_out and batch is not None and remaining is not None and remaining <= 0:
+            return batch.deadline_error(during_request=True)
+        return error
+
     # -- retries --------------------------------------------------------------------------
 
-    def next_delay(
-        self, error: PhosphoError, retry: int, stop: threading.Event | None
-    ) -> float | None:
+    def next_delay(self, error: PhosphoError, retry: int, batch: Batch | None) -> float | None:
         """Seconds to wait before retry number ``retry``, or ``None`` to give up with ``error``.
 
         Gives up on a non-retryable error, when the retries are spent, or when the batch this
-        request belongs to has been stopped.
+        request belongs to has stopped or would pass its deadline while waiting.
         """
         if (
             not wire.is_retryable(error)
             or retry >= self.settings.max_retries
-            or (stop is not None and stop.is_set())
+            or (batch is not None and batch.stop.is_set())
         ):
             return None
         delay = wire.retry_delay(retry, error, self.settings.retry_policy)
+        remaining = batch.remaining() if batch is not None else None
+        if remaining is not None and delay >= remaining:
+            return None
         with self._lock:
             usage = self._usage
             self._usage = Usage(
@@ -190,6 +216,7 @@ class ClientCore:
         return (
             f"{cls}(base_url={s.base_url!r}, model={s.model!r}, project_id={s.project_id!r}, "
             f"max_concurrency={s.max_concurrency}, max_retries={s.max_retries}, "
+            f"adaptive_concurrency={self.limit.adaptive}, "
             f"timeout={s.timeout:g})"
         )
 
@@ -197,8 +224,9 @@ class ClientCore:
 class Batch:
     """The bookkeeping of one ``embed_many`` call, shared by its workers (threads or tasks).
 
-    It checks every input up front (nothing is sent if one is bad), hands out each distinct
-    text once, collects the outcomes, and assembles the result in input order.
+    It checks every input up front (nothing is sent if one is bad), takes the vectors a
+    previous attempt already got (``resume_from``), hands out each remaining distinct text
+    once, collects the outcomes, and assembles the result in input order.
     """
 
     def __init__(
@@ -206,31 +234,47 @@ class Batch:
         texts: Iterable[object],
         progress: ProgressCallback | None = None,
         on_embedding: ResultCallback | None = None,
+        *,
+        deadline: float | None = None,
+        resume_from: BatchEmbeddingError | Sequence[list[float] | None] | None = None,
     ) -> None:
         checked = wire.check_texts(texts)
         self.size = len(checked)
         self._positions: dict[str, list[int]] = {}
         for index, text in enumerate(checked):
             self._positions.setdefault(text, []).append(index)
-        self._pending = iter(list(self._positions))
-        self._vectors: dict[str, list[float]] = {}
+        self._vectors: dict[str, list[float]] = _resumed(self._positions, self.size, resume_from)
+        self._pending = iter([text for text in self._positions if text not in self._vectors])
         self._errors: dict[str, PhosphoError] = {}
         self._progress = progress
         self._on_embedding = on_embedding
         self._lock = threading.Lock()
+        self._deadline = _check_deadline(deadline)
+        self._ends_at = None if deadline is None else time.monotonic() + deadline
         self.fatal: PhosphoError | None = None
         #: Set when the call must end: a fatal error, an interrupt, a bug in a callback.
         self.stop = threading.Event()
 
     @property
     def distinct(self) -> int:
-        """How many requests the batch needs (one per distinct text)."""
-        return len(self._positions)
+        """How many requests the batch needs (one per distinct text not already resumed)."""
+        return len(self._positions) - len(self._vectors)
+
+    def remaining(self) -> float | None:
+        """Seconds left before the call's deadline (``None``: no deadline)."""
+        return None if self._ends_at is None else self._ends_at - time.monotonic()
+
+    def deadline_error(self, during_request: bool) -> DeadlineExceededError:
+        """The error of a text the deadline cut short."""
+        when = "during its request" if during_request else "before it was sent"
+        return DeadlineExceededError(f"the call's deadline of {self._deadline:g}s passed {when}")
 
     def next_text(self) -> str | None:
-        """The next text to request, or ``None`` when there is none or the call stopped."""
+        """The next text to request, or ``None`` when there is none, the call stopped, or
+        its deadline passed."""
         with self._lock:
-            if self.stop.is_set():
+            remaining = self.remaining()
+            if self.stop.is_set() or (remaining is not None and remaining <= 0):
                 return None
             return next(self._pending, None)
 
@@ -265,8 +309,7 @@ class Batch:
         for text, positions in self._positions.items():
             vector = self._vectors.get(text)
             if vector is None:
-                # No outcome of its own: the text was never sent because the call stopped.
-                error = self._errors.get(text) or self.fatal or PhosphoError("not sent")
+                error = self._errors.get(text) or self._unsent_error()
                 errors.update(dict.fromkeys(positions, error))
                 continue
             embeddings[positions[0]] = vector
@@ -277,3 +320,43 @@ class Batch:
         if self.fatal is not None and not self._vectors:
             raise self.fatal
         raise BatchEmbeddingError(embeddings, errors) from self.fatal
+
+    def _unsent_error(self) -> PhosphoError:
+        """Why a text has no outcome of its own: the call stopped before sending it."""
+        if self.fatal is not None:
+            return self.fatal
+        if self._ends_at is not None and time.monotonic() >= self._ends_at:
+            return self.deadline_error(during_request=False)
+        return PhosphoError("not sent: the call stopped early")
+
+
+def _check_deadline(deadline: float | None) -> float | None:
+    if deadline is None:
+        return None
+    if isinstance(deadline, bool) or not isinstance(deadline, (int, float)):
+        raise TypeError(f"deadline must be a number of seconds, got {type(deadline).__name__}")
+    if not deadline > 0:
+        raise ValueError(f"deadline must be a positive number of seconds, got {deadline!r}")
+    return float(deadline)
+
+
+def _resumed(
+    positions: dict[str, list[int]],
+    size: int,
+    previous: BatchEmbeddingError | Sequence[list[float] | None] | None,
+) -> dict[str, list[float]]:
+    """The vectors an earlier attempt at the same texts already got, by text."""
+    if previous is None:
+        return {}
+    embeddings = previous.embeddings if isinstance(previous, BatchEmbeddingError) else previous
+    if len(embeddings) != size:
+        raise ValueError(
+            f"resume_from holds {len(embeddings)} results for {size} texts: "
+            "pass the same texts as the call that raised it"
+        )
+    vectors: dict[str, list[float]] = {}
+    for text, indices in positions.items():
+        vector = next((embeddings[i] for i in indices if embeddings[i] is not None), None)
+        if vector is not None:
+            vectors[text] = vector
+    return vectors

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 
@@ -12,8 +12,9 @@ import httpx
 
 from phospho_embed import wire
 from phospho_embed._base import Batch, ClientCore, ProgressCallback, ResultCallback, Usage
+from phospho_embed._limit import Outcome, ThreadGate
 from phospho_embed._settings import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
-from phospho_embed.errors import PhosphoError
+from phospho_embed.errors import BatchEmbeddingError, PhosphoError
 
 
 class PhosphoClient:
@@ -37,6 +38,9 @@ class PhosphoClient:
         http_client: an ``httpx.Client`` to send requests with (proxies, custom TLS, ...);
             the caller keeps ownership and closes it.
         retry_policy: backoff timings (`wire.RetryPolicy`); the defaults suit the real API.
+        adaptive_concurrency: lower the requests in flight when the API answers 429 and
+            raise them again as requests succeed (see `concurrency_limit`); ``False`` keeps
+            ``max_concurrency`` whatever happens.
     """
 
     def __init__(
@@ -50,6 +54,7 @@ class PhosphoClient:
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         http_client: httpx.Client | None = None,
         retry_policy: wire.RetryPolicy | None = None,
+        adaptive_concurrency: bool = True,
     ) -> None:
         if http_client is not None and not isinstance(http_client, httpx.Client):
             raise TypeError(
@@ -64,12 +69,13 @@ class PhosphoClient:
             max_retries=max_retries,
             max_concurrency=max_concurrency,
             retry_policy=retry_policy,
+            adaptive_concurrency=adaptive_concurrency,
         )
         self._http = http_client
         self._owns_http = http_client is None
-        # One permit per request in flight: bounds embed() from many threads and
-        # concurrent embed_many() calls together.
-        self._slots = threading.BoundedSemaphore(max_concurrency)
+        # One slot per request in flight: bounds embed() from many threads and concurrent
+        # embed_many() calls together, under the limit that adapts to 429s.
+        self._gate = ThreadGate(self._core.limit)
         self._executor: ThreadPoolExecutor | None = None
         self._setup_lock = threading.Lock()
         self._closed = False
@@ -92,6 +98,8 @@ class PhosphoClient:
         *,
         progress: ProgressCallback | None = None,
         on_embedding: ResultCallback | None = None,
+        deadline: float | None = None,
+        resume_from: BatchEmbeddingError | Sequence[list[float] | None] | None = None,
     ) -> list[list[float]]:
         """Embed many texts concurrently; the vectors come back in input order.
 
@@ -105,6 +113,12 @@ class PhosphoClient:
             on_embedding: called with ``(index, vector)`` for each input as soon as its
                 vector arrives, e.g. to write results out before the call ends.
                 Callbacks run in the worker threads, one at a time.
+            deadline: a time budget in seconds for the whole call: past it no request
+                starts, requests in flight are cut short, and the texts left get
+                `DeadlineExceededError` in the `BatchEmbeddingError`.
+            resume_from: the `BatchEmbeddingError` (or its ``embeddings``) of an earlier
+                call on the same texts: only the texts it has no vector for are sent, so
+                ``client.embed_many(texts, resume_from=error)`` retries just the failures.
 
         Raises:
             TypeError / ValueError: a bad input, naming its index; nothing is sent.
@@ -112,21 +126,25 @@ class PhosphoClient:
                 arrived and ``.errors`` says why the others failed.
             PhosphoError: the 401/402/403 error when it stopped the call before any vector.
         """
-        batch = Batch(texts, progress, on_embedding)
-        if not batch.distinct:
-            return []
-        self._core.headers()  # a missing key fails here, before any thread starts
-        executor = self._pool()
-        workers = min(batch.distinct, self._core.settings.max_concurrency)
-        try:
-            futures = [executor.submit(self._work, batch) for _ in range(workers)]
-            for future in futures:
-                future.result()
-        finally:
-            # On an interrupt or a bug, workers finish their current request and take no
-            # other; on success this changes nothing.
-            batch.stop.set()
+        batch = Batch(texts, progress, on_embedding, deadline=deadline, resume_from=resume_from)
+        if batch.distinct:
+            self._core.headers()  # a missing key fails here, before any thread starts
+            executor = self._pool()
+            workers = min(batch.distinct, self._core.settings.max_concurrency)
+            try:
+                futures = [executor.submit(self._work, batch) for _ in range(workers)]
+                for future in futures:
+                    future.result()
+            finally:
+                # On an interrupt or a bug, workers finish their current request and take
+                # no other; on success this changes nothing.
+                batch.stop.set()
         return batch.result()
+
+    @property
+    def concurrency_limit(self) -> int:
+        """Requests allowed in flight now: ``max_concurrency``, lower after 429s."""
+        return self._core.limit.current
 
     @property
     def usage(self) -> Usage:
@@ -166,36 +184,52 @@ class PhosphoClient:
         """One worker of an ``embed_many`` call: request texts until none is left."""
         while (text := batch.next_text()) is not None:
             try:
-                outcome: list[float] | PhosphoError = self._request(text, batch.stop)
+                outcome: list[float] | PhosphoError = self._request(text, batch)
             except PhosphoError as exc:
                 outcome = exc
             batch.record(text, outcome)
 
-    def _request(self, text: str, stop: threading.Event | None) -> list[float]:
+    def _request(self, text: str, batch: Batch | None) -> list[float]:
         """One text, with retries; the vector or the last attempt's error."""
         http = self._client()
         core = self._core
         url, headers, body = core.settings.url, core.headers(), core.body(text)
-        timeout = core.httpx_timeout()
         retry = 0
         while True:
-            with self._slots:
-                try:
-                    response = http.post(url, content=body, headers=headers, timeout=timeout)
-                except httpx.HTTPError as exc:
-                    error = core.transport_error(exc)
-                else:
-                    try:
-                        return core.accept(response.status_code, response.headers, response.content)
-                    except PhosphoError as exc:
-                        error = exc
-            delay = core.next_delay(error, retry, stop)
+            timeout = core.httpx_timeout(batch)
+            outcome: Outcome = None
+            epoch = self._gate.acquire()
+            try:
+                outcome = self._attempt(http, url, headers, body, timeout)
+            finally:
+                self._gate.release(epoch, outcome)
+            if isinstance(outcome, list):
+                return outcome
+            error = core.deadline_cut(outcome, batch)
+            delay = core.next_delay(error, retry, batch)
             if delay is None:
                 raise error
             time.sleep(delay)
-            if stop is not None and stop.is_set():  # stopped while we slept
+            if batch is not None and batch.stop.is_set():  # stopped while we slept
                 raise error
             retry += 1
+
+    def _attempt(
+        self,
+        http: httpx.Client,
+        url: str,
+        headers: dict[str, str],
+        body: bytes,
+        timeout: httpx.Timeout,
+    ) -> list[float] | PhosphoError:
+        try:
+            response = http.post(url, content=body, headers=headers, timeout=timeout)
+        except httpx.HTTPError as exc:
+            return self._core.transport_error(exc)
+        try:
+            return self._core.accept(response.status_code, response.headers, response.content)
+        except PhosphoError as exc:
+            return exc
 
     def _client(self) -> httpx.Client:
         if self._closed:

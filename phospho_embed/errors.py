@@ -20,6 +20,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BatchEmbeddingError",
+    "DeadlineExceededError",
     "MissingAPIKeyError",
     "PaymentRequiredError",
     "PhosphoError",
@@ -109,6 +110,10 @@ class APIConnectionError(PhosphoError):
 
 class APITimeoutError(APIConnectionError):
     """The request timed out (the ``timeout`` setting, per attempt)."""
+
+
+class DeadlineExceededError(APITimeoutError):
+    """The time budget of an ``embed_many`` call (``deadline=``) ran out for this text."""
 
 
 class ResponseFormatError(PhosphoError):

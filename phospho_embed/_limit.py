@@ -1,0 +1,117 @@
+"""How many requests a client keeps in flight: a bound that adapts to throttling (AIMD).
+
+When the API answers 429 the client halves, roughly, the requests it keeps in flight, and
+then raises the limit by about one per round trip as requests succeed (additive increase,
+multiplicative decrease, as TCP does), between 1 and ``max_concurrency``. A burst of 429s
+from requests sent at the same time lowers the limit once, not once per 429: each request
+carries the *epoch* it was sent in, and only a 429 from the current epoch lowers the limit.
+
+`AdaptiveLimit` is the arithmetic, shared by every thread and event loop of a client;
+`ThreadGate` and `AsyncGate` make callers wait for a free slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from phospho_embed.errors import PhosphoError, RateLimitError
+
+#: The limit kept after a 429; 0.7 (TCP CUBIC's choice) keeps throughput high on a hard cap.
+DECREASE = 0.7
+
+Outcome = list[float] | PhosphoError | None
+"""What an attempt ended with: a vector, an error, or ``None`` (interrupted)."""
+
+
+class AdaptiveLimit:
+    """The current bound on requests in flight (thread-safe)."""
+
+    def __init__(self, maximum: int, adaptive: bool = True) -> None:
+        self.maximum = maximum
+        self.adaptive = adaptive
+        self._limit = float(maximum)
+        self._epoch = 0
+        self._lock = threading.Lock()
+
+    @property
+    def current(self) -> int:
+        """Requests allowed in flight now."""
+        return max(1, int(self._limit))
+
+    @property
+    def epoch(self) -> int:
+        """Bumped at every decrease; requests remember the epoch they were sent in."""
+        return self._epoch
+
+    def record(self, epoch: int, outcome: Outcome) -> None:
+        """Adapt to one attempt's outcome (only successes and 429s count)."""
+        if not self.adaptive:
+            return
+        with self._lock:
+            if isinstance(outcome, RateLimitError):
+                if epoch == self._epoch:
+                    self._limit = max(1.0, self._limit * DECREASE)
+                    self._epoch += 1
+            elif isinstance(outcome, list) and self._limit < self.maximum:
+                # +1 per `limit` successes: about +1 per round trip of a full window.
+                self._limit = min(float(self.maximum), self._limit + 1.0 / self._limit)
+
+
+class ThreadGate:
+    """Makes threads wait for a slot under an `AdaptiveLimit`."""
+
+    def __init__(self, limit: AdaptiveLimit) -> None:
+        self._limit = limit
+        self._active = 0
+        self._changed = threading.Condition()
+
+    def acquire(self) -> int:
+        """Wait for a free slot; returns the epoch to pass to `release`."""
+        with self._changed:
+            while self._active >= self._limit.current:
+                self._changed.wait()
+            self._active += 1
+            return self._limit.epoch
+
+    def release(self, epoch: int, outcome: Outcome) -> None:
+        """Free the slot and adapt the limit to the attempt's outcome."""
+        self._limit.record(epoch, outcome)
+        with self._changed:
+            self._active -= 1
+            self._changed.notify_all()
+
+
+class AsyncGate:
+    """Makes tasks of one event loop wait for a slot under an `AdaptiveLimit`.
+
+    `release` is synchronous so that it can run in a ``finally`` of a cancelled task
+    without awaiting anything.
+    """
+
+    def __init__(self, limit: AdaptiveLimit) -> None:
+        self._limit = limit
+        self._active = 0
+        self._waiters: list[asyncio.Future[None]] = []
+
+    async def acquire(self) -> int:
+        """Wait for a free slot; returns the epoch to pass to `release`."""
+        while self._active >= self._limit.current:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+        self._active += 1
+        return self._limit.epoch
+
+    def release(self, epoch: int, outcome: Outcome) -> None:
+        """Free the slot, adapt the limit, and let the waiting tasks check again."""
+        self._limit.record(epoch, outcome)
+        self._active -= 1
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
