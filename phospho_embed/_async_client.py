@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -23,6 +23,7 @@ class _LoopState:
 
     http: httpx.AsyncClient
     gate: AsyncGate
+    closer: AsyncGenerator[None, None] | None = None
 
 
 class AsyncPhosphoClient:
@@ -83,7 +84,7 @@ class AsyncPhosphoClient:
             PhosphoError: a subclass saying what went wrong.
         """
         wire.check_text(text)
-        return await self._request(self._state(), text, None)
+        return await self._request(await self._state(), text, None)
 
     async def embed_many(
         self,
@@ -105,7 +106,7 @@ class AsyncPhosphoClient:
         batch = Batch(texts, progress, on_embedding, deadline=deadline, resume_from=resume_from)
         if batch.distinct:
             self._core.headers()  # a missing key fails here, before any request
-            state = self._state()
+            state = await self._state()
             workers = min(batch.distinct, self._core.settings.max_concurrency)
             tasks = [asyncio.ensure_future(self._work(state, batch)) for _ in range(workers)]
             try:
@@ -137,13 +138,13 @@ class AsyncPhosphoClient:
     async def aclose(self) -> None:
         """Close the connection pools this client opened (an injected client stays open).
 
-        A pool opened in an earlier event loop cannot be closed from this one; it is dropped.
+        A pool opened in an earlier event loop was closed when that loop ended.
         """
         self._closed = True
         state, loop = self._loop_state, self._loop
         self._loop_state = self._loop = None
-        if state is not None and self._injected_http is None and loop is asyncio.get_running_loop():
-            await state.http.aclose()
+        if state is not None and state.closer is not None and loop is asyncio.get_running_loop():
+            await state.closer.aclose()  # runs its finally: closes the pool
 
     async def __aenter__(self) -> AsyncPhosphoClient:
         return self
@@ -211,14 +212,34 @@ class AsyncPhosphoClient:
         except PhosphoError as exc:
             return exc
 
-    def _state(self) -> _LoopState:
+    async def _state(self) -> _LoopState:
         if self._closed:
             raise RuntimeError("this AsyncPhosphoClient is closed")
         loop = asyncio.get_running_loop()
         if self._loop_state is None or self._loop is not loop:
-            http = self._injected_http or httpx.AsyncClient(
-                timeout=self._core.httpx_timeout(), limits=self._core.httpx_limits()
+            state = _LoopState(
+                self._injected_http
+                or httpx.AsyncClient(
+                    timeout=self._core.httpx_timeout(), limits=self._core.httpx_limits()
+                ),
+                AsyncGate(self._core.limit),
             )
-            self._loop_state = _LoopState(http, AsyncGate(self._core.limit))
-            self._loop = loop
+            if self._injected_http is None:
+                state.closer = _close_with_loop(state.http)
+                await anext(state.closer)
+            self._loop_state, self._loop = state, loop
         return self._loop_state
+
+
+async def _close_with_loop(http: httpx.AsyncClient) -> AsyncGenerator[None, None]:
+    """Closes ``http`` when its event loop ends.
+
+    A loop that ends (``asyncio.run`` returning, a notebook kernel restarting) finalizes the
+    async generators it started: this one's ``finally`` then closes the connection pool
+    inside that loop, where it still can, instead of leaving sockets for the garbage
+    collector to warn about.
+    """
+    try:
+        yield
+    finally:
+        await http.aclose()

@@ -7,11 +7,14 @@ write lives here (and the pure protocol rules in `phospho_embed.wire`).
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -87,6 +90,7 @@ class ClientCore:
             max_concurrency=max_concurrency,
             retry_policy=retry_policy,
         )
+        _warn_if_plain_http(self.settings.base_url)
         #: Requests allowed in flight: lowered on 429s, raised again on successes.
         self.limit = AdaptiveLimit(max_concurrency, adaptive=adaptive_concurrency)
         self.dimension: int | None = None
@@ -219,6 +223,26 @@ class ClientCore:
             f"adaptive_concurrency={self.limit.adaptive}, "
             f"timeout={s.timeout:g})"
         )
+
+
+def _warn_if_plain_http(url: str) -> None:
+    """Warn when the key would cross a network unencrypted (loopback, e.g. the emulator,
+    is fine). The warning names the host, never the key."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme != "http" or host == "localhost" or host.endswith(".localhost"):
+        return
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:
+        pass  # a host name
+    warnings.warn(
+        f"phospho-embed: base_url points at {host} over plain http://, so the API key will "
+        "cross the network unencrypted; use https://",
+        UserWarning,
+        stacklevel=4,
+    )
 
 
 class Batch:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
@@ -242,6 +243,8 @@ class PhosphoClient:
                     self._http = httpx.Client(
                         timeout=self._core.httpx_timeout(), limits=self._core.httpx_limits()
                     )
+                    # A client dropped without close() still closes its sockets.
+                    weakref.finalize(self, self._http.close)
         return self._http
 
     def _pool(self) -> ThreadPoolExecutor:
@@ -253,4 +256,5 @@ class PhosphoClient:
                         max_workers=self._core.settings.max_concurrency,
                         thread_name_prefix="phospho-embed",
                     )
+                    weakref.finalize(self, self._executor.shutdown, wait=False)
         return self._executor

@@ -104,7 +104,10 @@ def build_app(state: EmulatorState) -> FastAPI:
             fault = state.draw_fault(exchange.ticket)
         finally:
             state.release()
-        if fault is not None:
+        if fault == "slow":
+            # Past the client's timeout, typically: the client gives up, the server carries on.
+            await asyncio.sleep(settings.slow_latency)
+        elif fault is not None:
             return fault_response(fault, settings)
         exchange.prompt_tokens = tokens
         return Response(_success_body(text, settings.dimensions), media_type="application/json")

@@ -11,6 +11,7 @@ from ._settings import EmulatorSettings
 
 _DETAILS = {
     "429": "Rate limit exceeded, retry later.",
+    "429-bare": "Rate limit exceeded, retry later.",
     "500": "Failed to generate embeddings for the request.",
     "502": "Bad Gateway",
     "503": "Service Unavailable",
@@ -50,21 +51,24 @@ class DropConnectionResponse(Response):
         raise ConnectionDropped("phospho emulator: connection dropped on purpose (fault='drop')")
 
 
-def rate_limited(detail: str, settings: EmulatorSettings) -> JSONResponse:
+def rate_limited(
+    detail: str, settings: EmulatorSettings, *, retry_after: bool = True
+) -> JSONResponse:
     """A 429 in FastAPI's error shape, with ``Retry-After`` when the settings ask for one."""
-    header = settings.retry_after_header
+    header = settings.retry_after_header if retry_after else None
     headers = {"Retry-After": header} if header is not None else None
     return JSONResponse({"detail": detail}, status_code=429, headers=headers)
 
 
 def fault_response(fault: str, settings: EmulatorSettings) -> Response:
-    """The response for an injected ``fault`` (one of ``FAULTS``)."""
+    """The response for an injected ``fault`` (one of ``FAULTS``, except ``"slow"``, which
+    the endpoint handles by waiting, then answering normally)."""
     if fault == "drop":
         return DropConnectionResponse()
     if fault == "malformed":
         return Response(_MALFORMED_BODY, media_type="application/json")
-    if fault == "429":
-        return rate_limited(_DETAILS["429"], settings)
+    if fault in ("429", "429-bare"):
+        return rate_limited(_DETAILS[fault], settings, retry_after=fault == "429")
     return JSONResponse({"detail": _DETAILS[fault]}, status_code=int(fault))
 
 

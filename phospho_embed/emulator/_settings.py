@@ -6,8 +6,18 @@ import math
 from dataclasses import dataclass, field
 from typing import TypedDict
 
-FAULTS: tuple[str, ...] = ("429", "500", "502", "503", "504", "drop", "malformed")
-"""The values ``EmulatorSettings.fault`` accepts."""
+FAULTS: tuple[str, ...] = (
+    "429",
+    "429-bare",
+    "500",
+    "502",
+    "503",
+    "504",
+    "drop",
+    "malformed",
+    "slow",
+)
+"""The fault kinds ``EmulatorSettings.fault`` accepts (alone, or several joined by commas)."""
 
 
 @dataclass(frozen=True)
@@ -24,15 +34,19 @@ class EmulatorSettings:
         latency: seconds each admitted request waits before it is answered.
         jitter: spreads the wait uniformly over ``[max(0, latency - jitter), latency + jitter]``
             (seeded random generator).
-        fault: the failure to inject, one of ``FAULTS``: ``"429"``, ``"500"``, ``"502"``,
-            ``"503"``, ``"504"``, ``"drop"`` (connection closed mid-response) or
-            ``"malformed"`` (a 200 whose body is not the documented shape).
+        fault: the failure to inject, one of ``FAULTS``: ``"429"`` (with ``Retry-After`` when
+            ``retry_after`` is set), ``"429-bare"`` (never with it), ``"500"``, ``"502"``,
+            ``"503"``, ``"504"``, ``"drop"`` (connection closed mid-response),
+            ``"malformed"`` (a 200 whose body is not the documented shape) or ``"slow"`` (a
+            200 after ``slow_latency`` seconds); or several joined by commas
+            (``"429,500,drop"``), one of which is drawn each time a fault is injected.
         fault_rate: probability that a request gets the fault (seeded random generator).
         fault_every: inject the fault into every Nth request reaching the fault step (N, 2N, ...).
             With ``fault`` set and both ``fault_rate`` and ``fault_every`` at 0, every request
             gets the fault; with both set, a request gets it when either says so.
         retry_after: seconds sent as ``Retry-After`` with every 429 (injected or from the cap);
             ``None`` sends no header.
+        slow_latency: the extra seconds a ``"slow"`` fault waits before answering.
         max_in_flight: requests served at once; one more is answered 429 at once.
         billing_required: answer 402 as an account without a payment method would.
         seed: seeds the random generators of ``jitter`` and ``fault_rate``.
@@ -47,6 +61,7 @@ class EmulatorSettings:
     fault_rate: float = 0.0
     fault_every: int = 0
     retry_after: float | None = None
+    slow_latency: float = 5.0
     max_in_flight: int | None = None
     billing_required: bool = False
     seed: int = 0
@@ -57,9 +72,15 @@ class EmulatorSettings:
         _check_int("dimensions", self.dimensions, minimum=1)
         _check_seconds("latency", self.latency)
         _check_seconds("jitter", self.jitter)
-        if self.fault is not None and self.fault not in FAULTS:
+        if self.fault is not None and (
+            not isinstance(self.fault, str) or not set(self.fault_kinds) <= set(FAULTS)
+        ):
             allowed = ", ".join(repr(fault) for fault in FAULTS)
-            raise ValueError(f"fault must be None or one of {allowed}, got {self.fault!r}")
+            raise ValueError(
+                f"fault must be None, or one or more (comma-separated) of {allowed}, "
+                f"got {self.fault!r}"
+            )
+        _check_seconds("slow_latency", self.slow_latency)
         if not _is_number(self.fault_rate) or not 0.0 <= self.fault_rate <= 1.0:
             raise ValueError(f"fault_rate must be a probability in [0, 1], got {self.fault_rate!r}")
         _check_int("fault_every", self.fault_every, minimum=0)
@@ -70,6 +91,13 @@ class EmulatorSettings:
         if not isinstance(self.billing_required, bool):
             raise ValueError(f"billing_required must be a bool, got {self.billing_required!r}")
         _check_int("seed", self.seed, minimum=None)
+
+    @property
+    def fault_kinds(self) -> tuple[str, ...]:
+        """The kinds ``fault`` names, in order (empty without a fault)."""
+        if not self.fault:
+            return ()
+        return tuple(kind.strip() for kind in self.fault.split(","))
 
     @property
     def retry_after_header(self) -> str | None:
@@ -93,6 +121,7 @@ class SettingsChanges(TypedDict, total=False):
     fault_rate: float
     fault_every: int
     retry_after: float | None
+    slow_latency: float
     max_in_flight: int | None
     billing_required: bool
     seed: int

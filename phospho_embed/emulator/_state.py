@@ -197,16 +197,20 @@ class EmulatorState:
             if ticket.schedule != self._schedule_epoch:
                 # A straggler from before a reset or a schedule change: it must not take a
                 # turn (or a random draw) meant for the requests of the new schedule.
-                return settings.fault if always else None
+                return settings.fault_kinds[0] if always and settings.fault_kinds else None
             self._fault_step += 1
             if settings.fault is None:
                 return None
-            if always:
-                return settings.fault
-            by_count = settings.fault_every > 0 and self._fault_step % settings.fault_every == 0
-            # Drawn on every request, so the sequence of outcomes depends only on the seed.
-            by_chance = settings.fault_rate > 0 and self._fault_rng.random() < settings.fault_rate
-            return settings.fault if by_count or by_chance else None
+            if not always:
+                by_count = settings.fault_every > 0 and self._fault_step % settings.fault_every == 0
+                # Drawn on every request, so the sequence of outcomes depends only on the seed.
+                by_chance = (
+                    settings.fault_rate > 0 and self._fault_rng.random() < settings.fault_rate
+                )
+                if not (by_count or by_chance):
+                    return None
+            kinds = settings.fault_kinds
+            return kinds[0] if len(kinds) == 1 else self._fault_rng.choice(kinds)
 
     # -- helpers (lock held) ----------------------------------------------------------------
 

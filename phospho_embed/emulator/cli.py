@@ -96,10 +96,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     faults = parser.add_argument_group("faults")
     faults.add_argument(
         "--fault",
-        choices=FAULTS,
         default=None,
-        help="failure to inject: an HTTP status, 'drop' (connection closed mid-response) or "
-        "'malformed' (200 with a body of the wrong shape); alone, every request gets it",
+        metavar="KIND[,KIND...]",
+        help=f"failure to inject, one of {', '.join(FAULTS)}: an HTTP status ('429-bare': "
+        "without Retry-After), 'drop' (connection closed mid-response), 'malformed' (200 "
+        "with a body of the wrong shape) or 'slow' (200 after --slow-latency); several "
+        "joined by commas are drawn at random; alone, every request gets it",
+    )
+    faults.add_argument(
+        "--slow-latency",
+        type=float,
+        default=defaults.slow_latency,
+        help="seconds a 'slow' fault waits before answering (default: %(default)s)",
     )
     faults.add_argument(
         "--fault-rate",
@@ -140,6 +148,7 @@ def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
         "fault_rate": args.fault_rate,
         "fault_every": args.fault_every,
         "retry_after": args.retry_after,
+        "slow_latency": args.slow_latency,
         "max_in_flight": args.max_in_flight,
         "billing_required": args.billing_required,
         "seed": args.seed,
