@@ -1,10 +1,12 @@
 """How many requests a client keeps in flight: a bound that adapts to throttling (AIMD).
 
-When the API answers 429 the client halves, roughly, the requests it keeps in flight, and
-then raises the limit by about one per round trip as requests succeed (additive increase,
-multiplicative decrease, as TCP does), between 1 and ``max_concurrency``. A burst of 429s
-from requests sent at the same time lowers the limit once, not once per 429: each request
-carries the *epoch* it was sent in, and only a 429 from the current epoch lowers the limit.
+When the API answers 429 the client lowers the requests it keeps in flight to 0.7 of the
+limit, and then raises the limit by one every three round trips as requests succeed (additive
+increase, multiplicative decrease, as TCP does), between 1 and ``max_concurrency``. A burst
+of 429s from requests sent at the same time counts as one decrease, not one per 429: each
+request carries the *epoch* it was sent in, and only a 429 from the current epoch opens a
+new one; the other 429s of the burst only bring the limit down to what the API accepted
+(the burst's limit minus its refusals), which finds a hard cap in one step.
 
 `AdaptiveLimit` is the arithmetic, shared by every thread and event loop of a client;
 `ThreadGate` and `AsyncGate` make callers wait for a free slot.
@@ -19,6 +21,8 @@ from phospho_embed.errors import PhosphoError, RateLimitError
 
 #: The limit kept after a 429; 0.7 (TCP CUBIC's choice) keeps throughput high on a hard cap.
 DECREASE = 0.7
+#: Round trips of successes per +1 of the limit.
+INCREASE_WINDOWS = 3
 
 Outcome = list[float] | PhosphoError | None
 """What an attempt ended with: a vector, an error, or ``None`` (interrupted)."""
@@ -32,6 +36,10 @@ class AdaptiveLimit:
         self.adaptive = adaptive
         self._limit = float(maximum)
         self._epoch = 0
+        # The burst that ended the last epoch: its limit, and how many of its requests the
+        # API refused. limit - refused is about what the API accepts at once.
+        self._burst_limit = float(maximum)
+        self._burst_refused = 0
         self._lock = threading.Lock()
 
     @property
@@ -50,12 +58,21 @@ class AdaptiveLimit:
             return
         with self._lock:
             if isinstance(outcome, RateLimitError):
-                if epoch == self._epoch:
-                    self._limit = max(1.0, self._limit * DECREASE)
-                    self._epoch += 1
+                self._throttled(epoch)
             elif isinstance(outcome, list) and self._limit < self.maximum:
-                # +1 per `limit` successes: about +1 per round trip of a full window.
-                self._limit = min(float(self.maximum), self._limit + 1.0 / self._limit)
+                # +1 per `INCREASE_WINDOWS` windows of `limit` successes: slow enough that
+                # a hard cap is probed rarely, so few requests are refused.
+                step = 1.0 / (INCREASE_WINDOWS * self._limit)
+                self._limit = min(float(self.maximum), self._limit + step)
+
+    def _throttled(self, epoch: int) -> None:
+        if epoch == self._epoch:  # the first 429 of a burst: decrease, open a new epoch
+            self._burst_limit, self._burst_refused = self._limit, 1
+            self._limit = max(1.0, self._limit * DECREASE)
+            self._epoch += 1
+        elif epoch == self._epoch - 1:  # more 429s of that burst: the cap is lower still
+            self._burst_refused += 1
+            self._limit = max(1.0, min(self._limit, self._burst_limit - self._burst_refused))
 
 
 class ThreadGate:
