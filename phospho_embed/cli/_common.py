@@ -166,6 +166,19 @@ def require_api_key(args: argparse.Namespace) -> None:
         raise CLIError(f"no API key: set the {API_KEY_ENV} environment variable or pass --api-key")
 
 
+def client_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The client settings given by the options of `add_client_arguments`, as keywords that
+    `PhosphoClient` and both framework adapters accept."""
+    return {
+        "api_key": args.api_key,
+        "base_url": args.base_url,
+        "project_id": args.project_id,
+        "timeout": args.timeout,
+        "max_retries": args.max_retries,
+        "max_concurrency": args.max_concurrency,
+    }
+
+
 def build_client(args: argparse.Namespace) -> PhosphoClient:
     """A `PhosphoClient` configured by the options of `add_client_arguments`.
 
@@ -173,13 +186,6 @@ def build_client(args: argparse.Namespace) -> PhosphoClient:
         CLIError: a setting the client rejects (e.g. a base URL without http://).
     """
     try:
-        return PhosphoClient(
-            api_key=args.api_key,
-            base_url=args.base_url,
-            project_id=args.project_id,
-            timeout=args.timeout,
-            max_retries=args.max_retries,
-            max_concurrency=args.max_concurrency,
-        )
+        return PhosphoClient(**client_settings(args))
     except (TypeError, ValueError) as error:
         raise CLIError(str(error)) from None

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from phospho_embed.cli._common import add_client_arguments
+from phospho_embed.cli._common import add_client_arguments, client_settings
 
 if TYPE_CHECKING:
     from phospho_embed.cli._common import Subparsers
@@ -37,13 +37,4 @@ def run(args: argparse.Namespace) -> int:
     """Run the demo on stdout."""
     from phospho_embed import _demo  # imports the frameworks: only when the demo runs
 
-    return _demo.run(
-        sys.stdout,
-        latency=args.latency,
-        api_key=args.api_key,
-        base_url=args.base_url,
-        project_id=args.project_id,
-        max_concurrency=args.max_concurrency,
-        max_retries=args.max_retries,
-        timeout=args.timeout,
-    )
+    return _demo.run(sys.stdout, latency=args.latency, **client_settings(args))
