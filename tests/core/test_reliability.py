@@ -268,7 +268,9 @@ def test_soak_under_mixed_faults_loses_nothing(emulator: Emulator, kind: str) ->
     faulted = stats.requests - len(batch)
     assert faulted > 100
     assert usage.requests == len(batch)  # type: ignore[attr-defined]
-    assert usage.retries == faulted  # type: ignore[attr-defined]
+    # Every faulted request was retried. A few retries more are possible: after a dropped
+    # connection, a pooled connection the server closed can fail before the server counts it.
+    assert faulted <= usage.retries <= faulted * 1.05  # type: ignore[attr-defined]
     assert stats.dropped > 0
     assert stats.by_status[429] > 0
     assert stats.by_status[503] > 0
