@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncGenerator, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -24,6 +25,7 @@ class _LoopState:
     http: httpx.AsyncClient
     gate: AsyncGate
     closer: AsyncGenerator[None, None] | None = None
+    calls: int = 0  # calls of this client running in the loop now
 
 
 class AsyncPhosphoClient:
@@ -36,7 +38,11 @@ class AsyncPhosphoClient:
 
     The concurrency limit and (unless one is injected) the connection pool are created
     lazily inside the running event loop, and made anew when the client finds itself in
-    another loop, so it also works across several ``asyncio.run`` calls in turn.
+    another loop, so it also works across several ``asyncio.run`` calls in turn. A loop
+    running outside the main thread is taken for a short-lived one (``asyncio.run`` in a
+    worker thread, LlamaIndex's sync-over-async helper) that may be closed without the
+    clean-up ``asyncio.run`` does: the client closes its pool there as soon as its last call
+    in that loop returns, so no socket outlives it.
     """
 
     def __init__(
@@ -84,7 +90,11 @@ class AsyncPhosphoClient:
             PhosphoError: a subclass saying what went wrong.
         """
         wire.check_text(text)
-        return await self._request(await self._state(), text, None)
+        state = await self._enter()
+        try:
+            return await self._request(state, text, None)
+        finally:
+            await self._leave(state)
 
     async def embed_many(
         self,
@@ -106,7 +116,7 @@ class AsyncPhosphoClient:
         batch = Batch(texts, progress, on_embedding, deadline=deadline, resume_from=resume_from)
         if batch.distinct:
             self._core.headers()  # a missing key fails here, before any request
-            state = await self._state()
+            state = await self._enter()
             workers = min(batch.distinct, self._core.settings.max_concurrency)
             tasks = [asyncio.ensure_future(self._work(state, batch)) for _ in range(workers)]
             try:
@@ -118,6 +128,8 @@ class AsyncPhosphoClient:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 raise
+            finally:
+                await self._leave(state)
         return batch.result()
 
     @property
@@ -211,6 +223,22 @@ class AsyncPhosphoClient:
             return self._core.accept(response.status_code, response.headers, response.content)
         except PhosphoError as exc:
             return exc
+
+    async def _enter(self) -> _LoopState:
+        """The running loop's state, with this call counted in it."""
+        state = await self._state()
+        state.calls += 1
+        return state
+
+    async def _leave(self, state: _LoopState) -> None:
+        """Count a call out; the last call in a short-lived loop closes the loop's pool."""
+        state.calls -= 1
+        short_lived = threading.current_thread() is not threading.main_thread()
+        if state.calls or not short_lived or state.closer is None:
+            return
+        if self._loop_state is state:
+            self._loop_state = self._loop = None
+        await state.closer.aclose()
 
     async def _state(self) -> _LoopState:
         if self._closed:

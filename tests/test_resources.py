@@ -10,7 +10,7 @@ import textwrap
 
 SCRIPT = textwrap.dedent(
     """
-    import asyncio, gc, warnings
+    import asyncio, gc, threading, warnings
     warnings.simplefilter("always")
     from phospho_embed import AsyncPhosphoClient, PhosphoClient
     from phospho_embed.emulator import Emulator
@@ -36,6 +36,26 @@ SCRIPT = textwrap.dedent(
         li.get_text_embedding_batch(["l", "m"])
         asyncio.run(li.aget_text_embedding_batch(["n"]))
         asyncio.run(li.aget_query_embedding("o"))
+        # A loop in another thread, closed with no clean-up at all (no shutdown_asyncgens):
+        # what LlamaIndex's asyncio_run does under a running loop, e.g. in a notebook.
+        def bare_loop(coro):
+            loop = asyncio.new_event_loop()
+            try:
+                loop.run_until_complete(coro)
+            finally:
+                loop.close()
+
+        for coro in (aclient.embed_many(["p", "q"]), aclient.embed("r")):
+            worker = threading.Thread(target=bare_loop, args=(coro,))
+            worker.start()
+            worker.join()
+
+        async def notebook_cell():  # LlamaIndex's own sync-over-async path, for real
+            li.get_agg_embedding_from_queries(["s", "t"])
+            from llama_index.core.evaluation import SemanticSimilarityEvaluator
+            SemanticSimilarityEvaluator(embed_model=li).evaluate(response="u", reference="v")
+
+        asyncio.run(notebook_cell())
         del client, aclient, lc, li
         gc.collect()
     print("done")

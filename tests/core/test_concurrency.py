@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -60,6 +61,53 @@ def test_an_async_client_survives_successive_event_loops(emulator: Emulator) -> 
     assert asyncio.run(client.embed_many(["first loop"])) == [vec("first loop")]
     assert asyncio.run(client.embed_many(["second loop"])) == [vec("second loop")]
     assert asyncio.run(client.embed("third loop")) == vec("third loop")
+    asyncio.run(client.aclose())
+
+
+def test_an_async_client_keeps_its_pool_in_the_main_threads_loop(emulator: Emulator) -> None:
+    async def two_calls() -> tuple[bool, bool]:
+        client = AsyncPhosphoClient(api_key="k", base_url=emulator.base_url)
+        await client.embed("first")
+        first = client._loop_state
+        await client.embed_many(["second", "third"])
+        kept = client._loop_state is first and first is not None and not first.http.is_closed
+        await client.aclose()
+        return kept, first is not None and first.http.is_closed
+
+    # Keep-alive across calls in a long-lived loop; closed by aclose().
+    assert asyncio.run(two_calls()) == (True, True)
+
+
+def test_an_async_client_closes_its_pool_when_its_calls_in_a_worker_thread_end(
+    emulator: Emulator,
+) -> None:
+    # A loop in a worker thread may be closed with no clean-up (LlamaIndex's asyncio_run
+    # does so): the last call of the client in it closes the pool itself.
+    client = AsyncPhosphoClient(api_key="k", base_url=emulator.base_url)
+    seen: list[Any] = []
+
+    async def overlapping_calls() -> list[list[float]]:
+        first = asyncio.ensure_future(client.embed_many(["a", "b"]))
+        second = asyncio.ensure_future(client.embed("c"))
+        await asyncio.sleep(0)
+        seen.append(client._loop_state)  # one pool shared by both calls
+        return [*await first, await second]
+
+    def bare_loop() -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            assert loop.run_until_complete(overlapping_calls()) == [vec(t) for t in "abc"]
+        finally:
+            loop.close()
+
+    with ThreadPoolExecutor(1) as executor:
+        executor.submit(bare_loop).result()
+    (state,) = seen
+    assert state is not None
+    assert state.http.is_closed
+    assert client._loop_state is None
+    # The client still works, in another loop.
+    assert asyncio.run(client.embed("d")) == vec("d")
     asyncio.run(client.aclose())
 
 
