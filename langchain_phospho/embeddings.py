@@ -26,7 +26,7 @@ from phospho_embed._settings import (
     DEFAULT_TIMEOUT,
     PROJECT_ID_ENV,
 )
-from phospho_embed.wire import DEFAULT_MODEL
+from phospho_embed.wire import DEFAULT_MODEL, RetryPolicy
 
 
 class PhosphoEmbeddings(Serializable, Embeddings):
@@ -68,6 +68,11 @@ class PhosphoEmbeddings(Serializable, Embeddings):
     """Retries after the first attempt, for transient failures only."""
     max_concurrency: int = Field(default=DEFAULT_MAX_CONCURRENCY, ge=1)
     """Requests in flight at once, across every call on this instance."""
+    adaptive_concurrency: bool = True
+    """Lower the requests in flight after 429s and raise them again as requests succeed;
+    ``False`` keeps ``max_concurrency`` fixed."""
+    retry_policy: RetryPolicy | None = Field(default=None, exclude=True)
+    """The backoff between attempts (``phospho_embed.RetryPolicy``); not serialized."""
     show_progress_bar: bool = False
     """Show a tqdm progress bar, advanced per text (needs ``phospho-embed[progress]``)."""
     http_client: httpx.Client | None = Field(default=None, exclude=True)
@@ -98,6 +103,8 @@ class PhosphoEmbeddings(Serializable, Embeddings):
             "timeout": self.timeout,
             "max_retries": self.max_retries,
             "max_concurrency": self.max_concurrency,
+            "adaptive_concurrency": self.adaptive_concurrency,
+            "retry_policy": self.retry_policy,
         }
         self._client = PhosphoClient(**settings, http_client=self.http_client)
         # The async client makes its connection pool and semaphore inside whichever event

@@ -57,6 +57,8 @@ class _Config(NamedTuple):
     timeout: float
     max_retries: int
     max_concurrency: int
+    adaptive_concurrency: bool
+    retry_policy: wire.RetryPolicy | None
 
 
 def _add(a: Usage, b: Usage) -> Usage:
@@ -145,6 +147,8 @@ def _client_kwargs(config: _Config) -> dict[str, Any]:
         "timeout": config.timeout,
         "max_retries": config.max_retries,
         "max_concurrency": config.max_concurrency,
+        "adaptive_concurrency": config.adaptive_concurrency,
+        "retry_policy": config.retry_policy,
     }
 
 
@@ -286,6 +290,18 @@ class PhosphoEmbedding(BaseEmbedding):
         strict=True,
         description="Requests in flight at once, across every call on this instance.",
     )
+    adaptive_concurrency: bool = Field(
+        default=True,
+        description=(
+            "Lower the requests in flight after 429s and raise them again as requests "
+            "succeed; False keeps max_concurrency fixed."
+        ),
+    )
+    retry_policy: wire.RetryPolicy | None = Field(
+        default=None,
+        exclude=True,  # not serialized, like an injected client
+        description="The backoff between attempts (phospho_embed.RetryPolicy).",
+    )
 
     _clients: _Clients = PrivateAttr(default_factory=_Clients)
 
@@ -299,6 +315,8 @@ class PhosphoEmbedding(BaseEmbedding):
         max_retries: int = DEFAULT_MAX_RETRIES,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         embed_batch_size: int | None = None,
+        adaptive_concurrency: bool = True,
+        retry_policy: wire.RetryPolicy | None = None,
         **kwargs: Any,
     ) -> None:
         """Configure the model; nothing is sent and no client is built until first use.
@@ -315,6 +333,10 @@ class PhosphoEmbedding(BaseEmbedding):
                 (per event loop for the async methods).
             embed_batch_size: texts per LlamaIndex batch; by default
                 ``16 * max_concurrency`` (at most 2048) so batches keep every slot busy.
+            adaptive_concurrency: lower the requests in flight after 429s and raise them
+                again as requests succeed; ``False`` keeps ``max_concurrency`` fixed.
+            retry_policy: the backoff between attempts (``phospho_embed.RetryPolicy``); not
+                serialized by ``to_dict``.
             **kwargs: passed to ``BaseEmbedding``: ``callback_manager``, ``num_workers``,
                 ``embeddings_cache``, ``rate_limiter``.
         """
@@ -335,6 +357,8 @@ class PhosphoEmbedding(BaseEmbedding):
             "max_retries": max_retries,
             "max_concurrency": max_concurrency,
             "embed_batch_size": embed_batch_size,
+            "adaptive_concurrency": adaptive_concurrency,
+            "retry_policy": retry_policy,
         }
         super().__init__(**fields, **kwargs)
 
@@ -470,6 +494,8 @@ class PhosphoEmbedding(BaseEmbedding):
             timeout=self.timeout,
             max_retries=self.max_retries,
             max_concurrency=self.max_concurrency,
+            adaptive_concurrency=self.adaptive_concurrency,
+            retry_policy=self.retry_policy,
         )
 
     def _rate_limiter(self) -> Any:

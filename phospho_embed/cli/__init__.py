@@ -15,9 +15,11 @@ import argparse
 import sys
 from types import ModuleType
 
+from phospho_embed import wire
 from phospho_embed._version import __version__
 from phospho_embed.cli import classify, demo, embed, serve
 from phospho_embed.cli._common import (
+    EXIT_FAILURES,
     EXIT_INTERRUPTED,
     EXIT_STOPPED,
     EXIT_USAGE,
@@ -40,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         "resumably; classify them by intent; serve a local emulator of the API; or run the "
         "demo.",
         epilog="Run 'phospho-embed COMMAND --help' for a command's options. "
-        "Exit status: 0 done, 1 some records failed, 2 bad usage or input, "
+        "Exit status: 0 done, 1 some texts failed after their retries, 2 bad usage or input, "
         "3 stopped by the API (key, billing) or an unwritable output, 130 interrupted.",
     )
     parser.add_argument(
@@ -69,7 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         return error.code
     except PhosphoError as error:  # messages never hold the API key (the core's guarantee)
         _fail(f"{type(error).__name__}: {error}")
-        return EXIT_STOPPED
+        # Refused by the API (key, billing) is "stopped"; texts that outlasted their
+        # retries, with the others done, are "some records failed".
+        cause = error.__cause__
+        refused = wire.is_fatal(error) or (isinstance(cause, PhosphoError) and wire.is_fatal(cause))
+        return EXIT_STOPPED if refused else EXIT_FAILURES
     except OSError as error:
         where = f": {error.filename}" if error.filename else ""
         _fail(f"{error.strerror or error}{where}")

@@ -162,7 +162,9 @@ def add_client_arguments(parser: argparse.ArgumentParser) -> None:
 
 def require_api_key(args: argparse.Namespace) -> None:
     """Fail with a clear `CLIError` now if no key is set, before any file is read or touched."""
-    if not (args.api_key or os.environ.get(API_KEY_ENV)):
+    # As the client resolves it: an explicit --api-key (even "") wins over the environment.
+    key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV)
+    if not key:
         raise CLIError(f"no API key: set the {API_KEY_ENV} environment variable or pass --api-key")
 
 

@@ -71,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
             classifier.threshold, classifier.thresholds = args.threshold, {}
         if args.margin is not None:
             classifier.margin = args.margin
+        if args.save is not None:  # with this run's --threshold and --margin
+            classifier.save(args.save)
         for text, match in zip(texts, classifier.classify_many(texts), strict=True):
             if args.json:
                 record: dict[str, Any] = {
@@ -97,7 +99,10 @@ def _texts(values: list[str]) -> list[str]:
 
 
 def _classifier(args: argparse.Namespace, client: Any) -> IntentClassifier:
-    from phospho_embed.intents import IntentClassifier  # numpy: only for this command
+    try:
+        from phospho_embed.intents import IntentClassifier  # numpy: only for this command
+    except ImportError as error:
+        raise CLIError(str(error)) from None
 
     path: Path = args.examples
     if path.suffix == ".npz":
@@ -115,6 +120,4 @@ def _classifier(args: argparse.Namespace, client: Any) -> IntentClassifier:
         classifier = IntentClassifier.from_examples(examples, client=client)
     except (TypeError, ValueError) as error:
         raise CLIError(f"{path}: {error}") from None
-    if args.save is not None:
-        classifier.save(args.save)
     return classifier

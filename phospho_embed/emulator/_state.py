@@ -33,7 +33,8 @@ class EmulatorStats:
         dropped: connections closed mid-response by the ``"drop"`` fault.
         in_flight: requests being handled right now (a gauge: resets do not zero it).
         peak_in_flight: the most requests handled at once, from arrival to response,
-            latency included.
+            latency included, counting only requests that arrived since the last reset (a
+            straggler of an earlier test does not inflate the next one's peak).
         inputs: how many requests carried each input text, whatever their outcome.
         prompt_tokens: tokens billed, summed over the successful (200) responses.
     """
@@ -78,6 +79,7 @@ class EmulatorState:
     _by_status: Counter[int]
     _dropped: int
     _peak_in_flight: int
+    _in_flight_since_reset: int
     _inputs: Counter[str]
     _prompt_tokens: int
     _fault_step: int
@@ -148,7 +150,8 @@ class EmulatorState:
         with self._lock:
             self._requests += 1
             self._in_flight += 1
-            self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
+            self._in_flight_since_reset += 1
+            self._peak_in_flight = max(self._peak_in_flight, self._in_flight_since_reset)
             self._inputs.update(texts)
             return Ticket(self._settings, self._epoch, self._schedule_epoch)
 
@@ -161,6 +164,7 @@ class EmulatorState:
             self._in_flight -= 1
             if ticket.epoch != self._epoch:
                 return
+            self._in_flight_since_reset -= 1
             if status is None:
                 self._dropped += 1
                 return
@@ -219,7 +223,8 @@ class EmulatorState:
         self._requests = 0
         self._by_status = Counter()
         self._dropped = 0
-        self._peak_in_flight = self._in_flight
+        self._in_flight_since_reset = 0
+        self._peak_in_flight = 0
         self._inputs = Counter()
         self._prompt_tokens = 0
 

@@ -64,6 +64,21 @@ def test_classify_saves_then_loads_without_re_embedding(
     assert emulator.stats.requests == 1  # only the text, not the examples
 
 
+def test_classify_saves_this_runs_threshold_and_margin(
+    cli: RunCLI, emulator: Emulator, examples_file: Path, tmp_path: Path
+) -> None:
+    from phospho_embed.intents import IntentClassifier
+
+    saved = tmp_path / "intents.npz"
+    options = ["--threshold", "0.25", "--margin", "0.05", "--save", str(saved)]
+    result = cli(
+        "classify", "--examples", str(examples_file), *options, "refund", *client_args(emulator)
+    )
+    assert result.code == 0, result.err
+    loaded = IntentClassifier.load(saved)
+    assert (loaded.threshold, loaded.margin) == (0.25, 0.05)
+
+
 def test_classify_explains_bad_examples(cli: RunCLI, emulator: Emulator, tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"refund": ["money back", "   "]}))
@@ -92,3 +107,56 @@ def test_demo_runs_on_its_own_emulator() -> None:
     assert out.count("OUT OF TOPIC") == 2
     assert out.count("Sorry, I can only help") == 4  # out of topic, LangChain and LlamaIndex
     assert "x faster" in out
+
+
+def test_classify_without_numpy_says_which_extra(
+    cli: RunCLI, emulator: Emulator, examples_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "numpy", None)  # import numpy now fails
+    monkeypatch.delitem(sys.modules, "phospho_embed.intents", raising=False)
+    result = cli("classify", "--examples", str(examples_file), "refund", *client_args(emulator))
+    assert result.code == 2
+    assert "phospho-embed[intents]" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_an_empty_api_key_option_is_no_key_even_with_one_in_the_environment(
+    cli: RunCLI, emulator: Emulator, examples_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PHOSPHO_API_KEY", TEST_KEY)
+    result = cli(
+        "classify",
+        "--examples",
+        str(examples_file),
+        "--base-url",
+        emulator.base_url,
+        "--api-key",
+        "",
+        "refund",
+    )
+    assert result.code == 2
+    assert "no API key" in result.err
+    assert emulator.stats.requests == 0
+
+
+def test_classify_texts_that_outlast_their_retries_exit_1(
+    cli: RunCLI, emulator: Emulator, examples_file: Path
+) -> None:
+    saved = examples_file.with_suffix(".npz")
+    built = cli(
+        "classify",
+        "--examples",
+        str(examples_file),
+        "--save",
+        str(saved),
+        "refund",
+        *client_args(emulator),
+    )
+    assert built.code == 0, built.err
+    emulator.configure(fault="500")  # every request fails
+    result = cli(
+        "classify", "--examples", str(saved), "--max-retries", "0", "refund", *client_args(emulator)
+    )
+    assert result.code == 1
+    assert "ServerError" in result.err
+    assert "Traceback" not in result.err

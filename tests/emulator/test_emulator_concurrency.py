@@ -58,6 +58,28 @@ async def test_peak_in_flight_counts_overlapping_requests(phospho_emulator: Emul
     assert (stats.requests, stats.peak_in_flight, stats.in_flight) == (5, 5, 0)
 
 
+async def test_peak_in_flight_ignores_requests_from_before_a_reset(
+    phospho_emulator: Emulator,
+) -> None:
+    # A test's straggler (a slow request its client gave up on) must not count in the next
+    # test's peak.
+    phospho_emulator.configure(latency=0.6)
+    async with httpx.AsyncClient(base_url=phospho_emulator.base_url, headers=AUTH) as client:
+        body = {"input": "straggler", "model": "intent-embed"}
+        straggler = asyncio.ensure_future(client.post("/embeddings", json=body))
+        for _ in range(500):  # bounded: at most 5 s for it to arrive
+            if phospho_emulator.stats.in_flight:
+                break
+            await asyncio.sleep(0.01)
+        assert phospho_emulator.stats.in_flight == 1
+        phospho_emulator.reset_stats()
+        (response,) = await post_concurrently(phospho_emulator, 1)
+        await straggler
+    stats = phospho_emulator.stats
+    assert response.status_code == 200
+    assert (stats.requests, stats.peak_in_flight) == (1, 1)
+
+
 async def test_max_in_flight_answers_429_beyond_the_cap(phospho_emulator: Emulator) -> None:
     phospho_emulator.configure(latency=1.0, max_in_flight=2, retry_after=0.5)
 

@@ -20,6 +20,7 @@ from phospho_embed import (
     BadRequestError,
     BatchEmbeddingError,
     MissingAPIKeyError,
+    RetryPolicy,
 )
 from phospho_embed import (
     __version__ as core_version,
@@ -254,3 +255,19 @@ def test_a_pickled_copy_works_after_use(
     assert copy.embed_documents(["after pickling"]) == [vec("after pickling")]
     assert asyncio.run(copy.aembed_query("async copy")) == vec("async copy")
     copy.close()
+
+
+def test_throttling_and_backoff_settings_reach_the_core(
+    make_embeddings: MakeEmbeddings, phospho_emulator: Emulator
+) -> None:
+    # Every second request is throttled; the embedder keeps its bound fixed.
+    phospho_emulator.configure(fault="429", fault_every=2, retry_after=0)
+    fast = RetryPolicy(initial_delay=0.001, max_delay=0.01)
+    embeddings = make_embeddings(max_concurrency=4, adaptive_concurrency=False, retry_policy=fast)
+    texts = [f"text {i}" for i in range(8)]
+    assert embeddings.embed_documents(texts) == [emulator_vector(t) for t in texts]
+    assert phospho_emulator.stats.by_status[429] > 0
+    # Fixed: still four after the 429s (an adaptive bound would have come down).
+    assert embeddings._client.concurrency_limit == 4
+    assert embeddings.retry_policy == fast
+    assert "retry_policy" not in dumps(embeddings)  # not serialized, like an injected client

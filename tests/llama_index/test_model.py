@@ -14,7 +14,7 @@ from llama_index.core.bridge.pydantic import ValidationError
 
 import llama_index_phospho
 from llama_index_phospho import PhosphoEmbedding
-from phospho_embed import AuthenticationError, MissingAPIKeyError
+from phospho_embed import AuthenticationError, MissingAPIKeyError, RetryPolicy
 from phospho_embed.emulator import Emulator
 from tests.llama_index.conftest import TEST_KEY, MakeModel, vec
 
@@ -180,3 +180,19 @@ def test_pickling_logs_no_warning(make_model: MakeModel, caplog: pytest.LogCaptu
 
 def test_the_package_exports_its_version() -> None:
     assert llama_index_phospho.__version__
+
+
+def test_throttling_and_backoff_settings_reach_the_core(
+    make_model: MakeModel, emulator: Emulator
+) -> None:
+    # Every second request is throttled; the model keeps its bound fixed.
+    emulator.configure(fault="429", fault_every=2, retry_after=0)
+    fast = RetryPolicy(initial_delay=0.001, max_delay=0.01)
+    model = make_model(max_concurrency=4, adaptive_concurrency=False, retry_policy=fast)
+    texts = [f"text {i}" for i in range(8)]
+    assert model.get_text_embedding_batch(texts) == [vec(t) for t in texts]
+    assert emulator.stats.by_status[429] > 0
+    # Fixed: still four after the 429s (an adaptive bound would have come down).
+    assert model._sync_client().concurrency_limit == 4
+    assert model._sync_client()._core.settings.retry_policy == fast
+    assert "retry_policy" not in model.to_dict()  # not serialized, like an injected client
