@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck pytest install bench clean
+.PHONY: demo test lint typecheck pytest install bench docs docs-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,11 +31,23 @@ pytest: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/phospho-embed demo
 
-test: lint typecheck pytest
+# pytest also runs the rendered check (tests/docs/test_rendered.py) on a build of its own.
+test: lint typecheck docs pytest
+
+# The documentation site (mkdocs.yml, docs/) built into site/; --strict: a broken link or
+# API reference entry fails the build. Its examples run in pytest (tests/docs).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# The built home page as a person sees it: headless chromium renders it from a local server
+# (title, navigation, a screenshot that is not blank, kept in build/docs-home.png).
+# Skipped, saying so, when chromium is not installed: .ci/run installs Debian's.
+docs-check: docs
+	DOCS_SITE_DIR=site DOCS_SCREENSHOT=build/docs-home.png $(BIN)/pytest -q -rs tests/docs/test_rendered.py
 
 # Writes docs/benchmarks.md; BENCH_ARGS=--quick for a smoke run.
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis site build/docs-home.png

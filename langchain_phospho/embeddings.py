@@ -41,13 +41,13 @@ class PhosphoEmbeddings(Serializable, Embeddings):
         ``pip install "phospho-embed[langchain]"`` and set ``PHOSPHO_API_KEY``.
 
     Example:
-        .. code-block:: python
+        ```python
+        from langchain_phospho import PhosphoEmbeddings
 
-            from langchain_phospho import PhosphoEmbeddings
-
-            embeddings = PhosphoEmbeddings()  # PHOSPHO_API_KEY from the environment
-            vectors = embeddings.embed_documents(["cancel my order", "where is my parcel?"])
-            query = embeddings.embed_query("I want a refund")
+        embeddings = PhosphoEmbeddings()  # PHOSPHO_API_KEY from the environment
+        vectors = embeddings.embed_documents(["cancel my order", "where is my parcel?"])
+        query = embeddings.embed_query("I want a refund")
+        ```
 
     Errors are the typed exceptions of `phospho_embed` (all subclass ``PhosphoError``); when
     some texts fail, ``BatchEmbeddingError.embeddings`` keeps every vector that arrived.

@@ -26,17 +26,17 @@ class PhosphoIntentRouter(Runnable[Any, Any]):
     """Route inputs by intent, with out-of-topic inputs going to ``default``.
 
     Example:
-        .. code-block:: python
-
-            router = PhosphoIntentRouter(
-                examples={"refund": ["I want my money back", ...],
-                          "shipping": ["where is my parcel", ...]},
-                routes={"refund": refund_chain, "shipping": shipping_chain},
-                default=small_talk_chain,
-                embeddings=PhosphoEmbeddings(),
-                threshold=0.3,
-            )
-            router.invoke("has my package shipped?")     # runs shipping_chain
+        ```python
+        router = PhosphoIntentRouter(
+            examples={"refund": ["I want my money back", ...],
+                      "shipping": ["where is my parcel", ...]},
+            routes={"refund": refund_chain, "shipping": shipping_chain},
+            default=small_talk_chain,
+            embeddings=PhosphoEmbeddings(),
+            threshold=0.3,
+        )
+        router.invoke("has my package shipped?")     # runs shipping_chain
+        ```
 
     The examples are embedded once, at the first call (concurrently). ``batch`` and
     ``abatch`` classify all their inputs with one concurrent embedding call, then run each
@@ -51,8 +51,10 @@ class PhosphoIntentRouter(Runnable[Any, Any]):
         classifier: an `IntentClassifier` built beforehand (e.g. `IntentClassifier.load`),
             instead of ``examples``.
         input_key: when inputs are dicts, the key holding the text to classify.
-        threshold, thresholds, margin: rejection settings (see `IntentClassifier`); use
-            `fit` to choose them on labelled data.
+        threshold: the global minimum score (see `IntentClassifier`); `fit` chooses the
+            rejection settings on labelled data.
+        thresholds: per-intent minimum scores, overriding ``threshold``.
+        margin: the minimum gap between the top two intents' scores.
     """
 
     def __init__(

@@ -15,10 +15,12 @@ from typing import Any, NamedTuple
 
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr, field_validator
+from llama_index.core.utils import get_tqdm_iterable
 
 from phospho_embed import (
     AsyncPhosphoClient,
     BatchEmbeddingError,
+    MissingAPIKeyError,
     PhosphoClient,
     PhosphoError,
     Usage,
@@ -152,36 +154,42 @@ def _client_kwargs(config: _Config) -> dict[str, Any]:
     }
 
 
-class _Paced:
-    """One rate-limited batch: its distinct texts in slices of ``step``, one permit per request.
+#: ``OpenAIEmbedding`` arguments that have another name here.
+_RENAMED = {"api_base": "base_url", "model": "model_name"}
 
-    LlamaIndex acquires its ``rate_limiter`` once per batch, as if a batch were one request;
-    here a batch is one request per distinct text, so the adapter takes the other permits
-    itself. It takes them slice by slice, just before sending each slice, so that requests
-    leave at the limiter's pace rather than all at once after a long wait.
+
+def _refuse_unknown(kwargs: dict[str, Any]) -> None:
+    """Refuse keywords neither this class nor ``BaseEmbedding`` knows: pydantic would drop
+    them silently, and an ``api_base=`` kept from ``OpenAIEmbedding`` would then send the
+    texts (and the key) to the default endpoint."""
+    unknown = sorted(set(kwargs) - set(BaseEmbedding.model_fields))
+    if not unknown:
+        return
+    hints = [
+        f"{name!r} (use {_RENAMED[name]!r})" if name in _RENAMED else repr(name) for name in unknown
+    ]
+    raise TypeError(f"PhosphoEmbedding got unknown arguments: {', '.join(hints)}")
+
+
+class _Outcomes:
+    """What the parts of one call delivered, by text, assembled in input order at the end.
+
+    A call sent in parts (LlamaIndex's batches, rate-limited slices) keeps every vector a
+    part delivered when another part fails, and raises one `BatchEmbeddingError` indexed by
+    the whole call's input, as ``embed_many`` does.
     """
 
-    def __init__(self, texts: Sequence[str], step: int) -> None:
+    def __init__(self, texts: Sequence[str]) -> None:
         self.texts = list(texts)
-        self.distinct = list(dict.fromkeys(self.texts))
-        self.step = step
         self.vectors: dict[str, list[float]] = {}
         self.errors: dict[str, BaseException] = {}
         self.fatal: PhosphoError | None = None
-
-    def slices(self) -> list[tuple[list[str], int]]:
-        """Each slice with the permits to take before sending it (LlamaIndex took one)."""
-        chunks = [
-            self.distinct[start : start + self.step]
-            for start in range(0, len(self.distinct), self.step)
-        ]
-        return [(chunk, len(chunk) - (index == 0)) for index, chunk in enumerate(chunks)]
 
     def done(self, chunk: list[str], vectors: list[list[float]]) -> None:
         self.vectors.update(zip(chunk, vectors, strict=True))
 
     def failed(self, chunk: list[str], error: PhosphoError) -> None:
-        """Keep what a slice delivered; a 401/402/403 stops the slices still to come."""
+        """Keep what a part delivered; a 401/402/403 or no key stops the parts to come."""
         if isinstance(error, BatchEmbeddingError):
             for index, text in enumerate(chunk):
                 vector = error.embeddings[index]
@@ -194,8 +202,8 @@ class _Paced:
                 self.fatal = cause
         else:
             self.errors.update(dict.fromkeys(chunk, error))
-            if wire.is_fatal(error):
-                self.fatal = error
+            if wire.is_fatal(error) or isinstance(error, MissingAPIKeyError):
+                self.fatal = error  # every other part would fail the same way
 
     @property
     def stopped(self) -> bool:
@@ -222,6 +230,29 @@ class _Paced:
         raise BatchEmbeddingError(embeddings, errors) from self.fatal
 
 
+class _Paced(_Outcomes):
+    """One rate-limited batch: its distinct texts in slices of ``step``, one permit per request.
+
+    LlamaIndex acquires its ``rate_limiter`` once per batch, as if a batch were one request;
+    here a batch is one request per distinct text, so the adapter takes the other permits
+    itself. It takes them slice by slice, just before sending each slice, so that requests
+    leave at the limiter's pace rather than all at once after a long wait.
+    """
+
+    def __init__(self, texts: Sequence[str], step: int) -> None:
+        super().__init__(texts)
+        self.distinct = list(dict.fromkeys(self.texts))
+        self.step = step
+
+    def slices(self) -> list[tuple[list[str], int]]:
+        """Each slice with the permits to take before sending it (LlamaIndex took one)."""
+        chunks = [
+            self.distinct[start : start + self.step]
+            for start in range(0, len(self.distinct), self.step)
+        ]
+        return [(chunk, len(chunk) - (index == 0)) for index, chunk in enumerate(chunks)]
+
+
 class PhosphoEmbedding(BaseEmbedding):
     """phospho intent embeddings for LlamaIndex: concurrent, ordered, retried and bounded.
 
@@ -234,13 +265,13 @@ class PhosphoEmbedding(BaseEmbedding):
         ``pip install "phospho-embed[llama-index]"`` and set ``PHOSPHO_API_KEY``.
 
     Example:
-        .. code-block:: python
+        ```python
+        from llama_index.core import Settings
+        from llama_index.embeddings.phospho import PhosphoEmbedding
 
-            from llama_index.core import Settings
-            from llama_index.embeddings.phospho import PhosphoEmbedding
-
-            Settings.embed_model = PhosphoEmbedding()  # PHOSPHO_API_KEY from the environment
-            vector = Settings.embed_model.get_query_embedding("I want a refund")
+        Settings.embed_model = PhosphoEmbedding()  # PHOSPHO_API_KEY from the environment
+        vector = Settings.embed_model.get_query_embedding("I want a refund")
+        ```
 
     Settings: an argument wins, then ``PHOSPHO_API_KEY`` / ``PHOSPHO_BASE_URL`` /
     ``PHOSPHO_PROJECT_ID``, then the defaults. ``None`` in a field means "from the
@@ -340,6 +371,7 @@ class PhosphoEmbedding(BaseEmbedding):
             **kwargs: passed to ``BaseEmbedding``: ``callback_manager``, ``num_workers``,
                 ``embeddings_cache``, ``rate_limiter``.
         """
+        _refuse_unknown(kwargs)
         if embed_batch_size is None:
             embed_batch_size = (
                 _default_batch_size(max_concurrency)
@@ -437,24 +469,64 @@ class PhosphoEmbedding(BaseEmbedding):
         """Embed ``texts`` in batches of ``embed_batch_size``, in input order.
 
         Every text is checked first, so a bad one fails the call before any batch is sent,
-        and the error names its index in ``texts`` (not in a batch).
+        and the error names its index in ``texts`` (not in a batch). When texts fail, the
+        other batches still run (but after a 401/402/403) and the `BatchEmbeddingError`
+        holds every vector of the call, indexed as ``texts``.
 
         Raises:
             TypeError / ValueError: a non-string, or an empty or whitespace-only text.
             PhosphoError: a subclass saying what went wrong (see ``phospho_embed.errors``).
         """
         checked = wire.check_texts(texts)  # also refuses a lone str, which would go by char
-        return super().get_text_embedding_batch(checked, show_progress=show_progress, **kwargs)
+        outcomes = _Outcomes(checked)
+        # One LlamaIndex batch per call of the base method (its events, cache and rate
+        # limiter unchanged), so that a failing batch cannot drop the others' vectors.
+        batches = get_tqdm_iterable(self._batches(checked), show_progress, "Generating embeddings")
+        for batch in batches:
+            if outcomes.stopped:  # a 401/402/403: the texts left get that error, unsent
+                break
+            try:
+                outcomes.done(batch, super().get_text_embedding_batch(batch, **kwargs))
+            except PhosphoError as error:
+                outcomes.failed(batch, error)
+        return outcomes.result()
 
     async def aget_text_embedding_batch(
         self, texts: list[str], show_progress: bool = False, **kwargs: Any
     ) -> list[Embedding]:
         """Async `get_text_embedding_batch`: batches run concurrently (``num_workers`` at
-        once when set), all within this instance's ``max_concurrency``."""
+        once when set), all within this instance's ``max_concurrency``; a failing batch
+        keeps the others' vectors in the `BatchEmbeddingError`, as in the sync method."""
         checked = wire.check_texts(texts)
-        return await super().aget_text_embedding_batch(
-            checked, show_progress=show_progress, **kwargs
-        )
+        outcomes = _Outcomes(checked)
+        embed_batch = super().aget_text_embedding_batch
+        workers = asyncio.Semaphore(self.num_workers or len(checked) or 1)
+
+        async def one(batch: list[str]) -> list[Embedding] | PhosphoError:
+            async with workers:
+                try:
+                    return await embed_batch(batch, **kwargs)
+                except PhosphoError as error:
+                    return error
+
+        batches = self._batches(checked)
+        jobs = [one(batch) for batch in batches]
+        if show_progress:
+            from tqdm.asyncio import tqdm_asyncio
+
+            results = await tqdm_asyncio.gather(*jobs, desc="Generating embeddings")
+        else:
+            results = await asyncio.gather(*jobs)
+        for batch, result in zip(batches, results, strict=True):
+            if isinstance(result, PhosphoError):
+                outcomes.failed(batch, result)
+            else:
+                outcomes.done(batch, result)
+        return outcomes.result()
+
+    def _batches(self, texts: list[str]) -> list[list[str]]:
+        size = self.embed_batch_size
+        return [texts[start : start + size] for start in range(0, len(texts), size)]
 
     # -- clients and resources --------------------------------------------------------------
 

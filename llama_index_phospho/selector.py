@@ -34,23 +34,25 @@ class PhosphoIntentSelector(BaseSelector):
     out-of-topic queries.
 
     Example:
-        .. code-block:: python
-
-            selector = PhosphoIntentSelector(
-                embed_model=PhosphoEmbedding(),
-                examples={"billing": ["I was charged twice", ...],
-                          "shipping": ["where is my parcel", ...]},
-                threshold=0.3,
-                fallback_index=2,           # the "anything else" tool
-            )
-            engine = RouterQueryEngine(selector=selector, query_engine_tools=tools)
+        ```python
+        selector = PhosphoIntentSelector(
+            embed_model=PhosphoEmbedding(),
+            examples={"billing": ["I was charged twice", ...],
+                      "shipping": ["where is my parcel", ...]},
+            threshold=0.3,
+            fallback_index=2,           # the "anything else" tool
+        )
+        engine = RouterQueryEngine(selector=selector, query_engine_tools=tools)
+        ```
 
     Args:
         embed_model: the embedder (a `PhosphoEmbedding`; any ``BaseEmbedding`` works).
         examples: choice name -> example utterances; choices without examples are scored
             by their description.
-        threshold, thresholds, margin: rejection settings (see `IntentClassifier`, with
-            choice names as intents); `fit` chooses them on labelled queries.
+        threshold: the global minimum score (see `IntentClassifier`, with choice names as
+            intents); `fit` chooses the rejection settings on labelled queries.
+        thresholds: per-choice minimum scores, overriding ``threshold``.
+        margin: the minimum gap between the top two choices' scores.
         fallback_index: the choice selected for out-of-topic queries (it is never scored
             itself); without it, such queries raise `OutOfTopicError`.
     """

@@ -1,11 +1,13 @@
 """phospho-embed: the shared core that talks to phospho's intent-embed API.
 
-One request per text, many in flight, in order, retried and bounded::
+One request per text, many in flight, in order, retried and bounded:
 
-    from phospho_embed import PhosphoClient
+```python
+from phospho_embed import PhosphoClient
 
-    with PhosphoClient() as client:          # PHOSPHO_API_KEY from the environment
-        vectors = client.embed_many(["cancel my order", "where is my parcel?"])
+with PhosphoClient() as client:          # PHOSPHO_API_KEY from the environment
+    vectors = client.embed_many(["cancel my order", "where is my parcel?"])
+```
 
 `AsyncPhosphoClient` is the asyncio twin. Errors are in `phospho_embed.errors` (and
 re-exported here); the pure protocol rules are in `phospho_embed.wire`; a local stand-in

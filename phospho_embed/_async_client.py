@@ -30,11 +30,13 @@ class _LoopState:
 
 class AsyncPhosphoClient:
     """Asynchronous client of the phospho intent-embed API; the same settings as
-    `PhosphoClient`, with ``http_client`` an ``httpx.AsyncClient``::
+    `PhosphoClient`, with ``http_client`` an ``httpx.AsyncClient``:
 
-        async with AsyncPhosphoClient() as client:
-            vector = await client.embed("I want to cancel my order")
-            vectors = await client.embed_many(["where is my parcel?", "refund please"])
+    ```python
+    async with AsyncPhosphoClient() as client:
+        vector = await client.embed("I want to cancel my order")
+        vectors = await client.embed_many(["where is my parcel?", "refund please"])
+    ```
 
     The concurrency limit and (unless one is injected) the connection pool are created
     lazily inside the running event loop, and made anew when the client finds itself in

@@ -21,11 +21,13 @@ from phospho_embed.errors import BatchEmbeddingError, PhosphoError
 class PhosphoClient:
     """Synchronous client of the phospho intent-embed API.
 
-    Every setting is an argument first, then an environment variable, then a default::
+    Every setting is an argument first, then an environment variable, then a default:
 
-        with PhosphoClient() as client:              # PHOSPHO_API_KEY from the environment
-            vector = client.embed("I want to cancel my order")
-            vectors = client.embed_many(["where is my parcel?", "refund please"])
+    ```python
+    with PhosphoClient() as client:              # PHOSPHO_API_KEY from the environment
+        vector = client.embed("I want to cancel my order")
+        vectors = client.embed_many(["where is my parcel?", "refund please"])
+    ```
 
     Args:
         api_key: the API key; else ``PHOSPHO_API_KEY``. A missing key raises

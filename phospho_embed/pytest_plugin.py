@@ -38,13 +38,15 @@ def phospho_emulator(phospho_emulator_server: Emulator) -> Emulator:
 
     Point the code under test at ``phospho_emulator.base_url`` (any API key works unless you
     set one), change its behaviour with ``phospho_emulator.configure(...)``, and assert on
-    ``phospho_emulator.stats``::
+    ``phospho_emulator.stats``:
 
-        def test_retries(phospho_emulator):
-            phospho_emulator.configure(fault="500", fault_every=2, latency=0.01)
-            client = PhosphoClient(api_key="k", base_url=phospho_emulator.base_url)
-            client.embed("hello")
-            assert phospho_emulator.stats.by_status == {200: 1, 500: 1}
+    ```python
+    def test_retries(phospho_emulator):
+        phospho_emulator.configure(fault="500", fault_every=2, latency=0.01)
+        client = PhosphoClient(api_key="k", base_url=phospho_emulator.base_url)
+        client.embed("hello")
+        assert phospho_emulator.stats.by_status == {200: 1, 500: 1}
+    ```
     """
     phospho_emulator_server.reset()
     return phospho_emulator_server

@@ -2,13 +2,15 @@
 
 A real HTTP server (FastAPI on uvicorn) speaking the wire contract of
 ``POST /v2/embeddings``: same statuses, same error shapes, deterministic vectors (similar
-wording, similar vector), plus knobs to inject latency and faults and counters to assert on::
+wording, similar vector), plus knobs to inject latency and faults and counters to assert on:
 
-    from phospho_embed.emulator import Emulator
+```python
+from phospho_embed.emulator import Emulator
 
-    with Emulator(latency=0.05).start() as emu:
-        ...  # point a client at emu.base_url
-        print(emu.stats.peak_in_flight)
+with Emulator(latency=0.05).start() as emu:
+    ...  # point a client at emu.base_url
+    print(emu.stats.peak_in_flight)
+```
 
 From a shell: ``python -m phospho_embed.emulator --port 8000``. In pytest, the
 ``phospho_emulator`` fixture gives a running, freshly reset emulator.

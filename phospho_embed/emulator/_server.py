@@ -27,12 +27,14 @@ if TYPE_CHECKING:
 class Emulator:
     """A local stand-in for phospho's embeddings API, with knobs and counters for tests.
 
-    Example::
+    Example:
 
-        with Emulator(latency=0.05).start() as emu:
-            client = PhosphoClient(api_key="anything", base_url=emu.base_url)
-            ...
-            assert emu.stats.by_status == {200: 3}
+    ```python
+    with Emulator(latency=0.05).start() as emu:
+        client = PhosphoClient(api_key="anything", base_url=emu.base_url)
+        ...
+        assert emu.stats.by_status == {200: 3}
+    ```
 
     ``Emulator(settings)`` takes an ``EmulatorSettings``; keyword arguments override some of
     its fields (``Emulator(latency=0.05)``). ``app`` can also be served by any ASGI server.

@@ -260,10 +260,13 @@ def test_a_pickled_copy_works_after_use(
 def test_throttling_and_backoff_settings_reach_the_core(
     make_embeddings: MakeEmbeddings, phospho_emulator: Emulator
 ) -> None:
-    # Every second request is throttled; the embedder keeps its bound fixed.
+    # Every second request is throttled (retried until it lands on an odd one); the embedder
+    # keeps its bound fixed.
     phospho_emulator.configure(fault="429", fault_every=2, retry_after=0)
     fast = RetryPolicy(initial_delay=0.001, max_delay=0.01)
-    embeddings = make_embeddings(max_concurrency=4, adaptive_concurrency=False, retry_policy=fast)
+    embeddings = make_embeddings(
+        max_concurrency=4, max_retries=50, adaptive_concurrency=False, retry_policy=fast
+    )
     texts = [f"text {i}" for i in range(8)]
     assert embeddings.embed_documents(texts) == [emulator_vector(t) for t in texts]
     assert phospho_emulator.stats.by_status[429] > 0

@@ -113,6 +113,41 @@ def test_a_failed_text_keeps_the_vectors_that_arrived(
     assert kept == [vec("a"), vec("b"), None, vec("d")]
 
 
+@pytest.mark.parametrize("face", ["sync", "async"])
+def test_a_failing_batch_keeps_the_other_batches_vectors(
+    make_model: MakeModel, emulator: Emulator, face: str
+) -> None:
+    # Ten texts in LlamaIndex batches of four; the seventh request fails, with no retry.
+    # The error is indexed by the whole call and holds the nine other vectors.
+    emulator.configure(fault="500", fault_every=7)
+    model = make_model(max_retries=0, max_concurrency=1, embed_batch_size=4)
+    batch = texts("parts", 10)
+
+    def embed() -> object:
+        if face == "sync":
+            return model.get_text_embedding_batch(batch)
+        return asyncio.run(model.aget_text_embedding_batch(batch))
+
+    with pytest.raises(BatchEmbeddingError) as caught:
+        embed()
+    error = caught.value
+    if face == "sync":  # one request at a time, in input order: the seventh text
+        assert error.failed_indices == [6]
+    (failed,) = error.failed_indices
+    assert error.embeddings == [None if i == failed else vec(t) for i, t in enumerate(batch)]
+    assert emulator.stats.requests == 10  # nothing skipped, nothing paid for twice
+
+
+def test_a_refused_key_stops_the_batches_still_to_come(
+    make_model: MakeModel, emulator: Emulator
+) -> None:
+    emulator.configure(api_key="the-right-key")
+    model = make_model(api_key="a-wrong-key", embed_batch_size=2)
+    with pytest.raises(AuthenticationError):
+        model.get_text_embedding_batch(texts("refused", 8))
+    assert emulator.stats.requests <= 2  # the first batch only
+
+
 # -- concurrency ------------------------------------------------------------------------------
 
 

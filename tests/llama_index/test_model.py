@@ -185,10 +185,13 @@ def test_the_package_exports_its_version() -> None:
 def test_throttling_and_backoff_settings_reach_the_core(
     make_model: MakeModel, emulator: Emulator
 ) -> None:
-    # Every second request is throttled; the model keeps its bound fixed.
+    # Every second request is throttled (retried until it lands on an odd one); the model
+    # keeps its bound fixed.
     emulator.configure(fault="429", fault_every=2, retry_after=0)
     fast = RetryPolicy(initial_delay=0.001, max_delay=0.01)
-    model = make_model(max_concurrency=4, adaptive_concurrency=False, retry_policy=fast)
+    model = make_model(
+        max_concurrency=4, max_retries=50, adaptive_concurrency=False, retry_policy=fast
+    )
     texts = [f"text {i}" for i in range(8)]
     assert model.get_text_embedding_batch(texts) == [vec(t) for t in texts]
     assert emulator.stats.by_status[429] > 0
@@ -196,3 +199,12 @@ def test_throttling_and_backoff_settings_reach_the_core(
     assert model._sync_client().concurrency_limit == 4
     assert model._sync_client()._core.settings.retry_policy == fast
     assert "retry_policy" not in model.to_dict()  # not serialized, like an injected client
+
+
+def test_unknown_arguments_are_refused_not_dropped() -> None:
+    # pydantic would drop them silently: an OpenAIEmbedding's api_base= would then send the
+    # texts and the key to the default endpoint.
+    with pytest.raises(TypeError, match=r"'api_base' \(use 'base_url'\)"):
+        PhosphoEmbedding(api_key=TEST_KEY, api_base="http://127.0.0.1:9/v2")
+    with pytest.raises(TypeError, match=r"'dimensions', 'model' \(use 'model_name'\)"):
+        PhosphoEmbedding(api_key=TEST_KEY, model="intent-embed", dimensions=8)
