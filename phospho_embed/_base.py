@@ -127,9 +127,10 @@ class ClientCore:
             seconds = min(seconds, remaining)
         return httpx.Timeout(seconds, connect=min(seconds, 10.0))
 
-    def httpx_limits(self) -> httpx.Limits:
-        """A connection pool as wide as the concurrency, so no connection is churned."""
-        size = self.settings.max_concurrency
+    def httpx_limits(self, size: int | None = None) -> httpx.Limits:
+        """A connection pool of ``size`` connections (default: as wide as the concurrency),
+        all kept alive, so no connection is churned."""
+        size = size or self.settings.max_concurrency
         return httpx.Limits(max_connections=size, max_keepalive_connections=size)
 
     # -- answer ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from phospho_embed import AsyncPhosphoClient, PhosphoClient
+from phospho_embed._async_client import _pool_sizes
 from phospho_embed.emulator import Emulator, emulator_vector
 from tests.core.conftest import FAST_RETRIES
 
@@ -70,9 +71,9 @@ def test_an_async_client_keeps_its_pool_in_the_main_threads_loop(emulator: Emula
         await client.embed("first")
         first = client._loop_state
         await client.embed_many(["second", "third"])
-        kept = client._loop_state is first and first is not None and not first.http.is_closed
+        kept = client._loop_state is first and first is not None and not first.pools[0].is_closed
         await client.aclose()
-        return kept, first is not None and first.http.is_closed
+        return kept, first is not None and first.pools[0].is_closed
 
     # Keep-alive across calls in a long-lived loop; closed by aclose().
     assert asyncio.run(two_calls()) == (True, True)
@@ -104,11 +105,37 @@ def test_an_async_client_closes_its_pool_when_its_calls_in_a_worker_thread_end(
         executor.submit(bare_loop).result()
     (state,) = seen
     assert state is not None
-    assert state.http.is_closed
+    assert state.pools[0].is_closed
     assert client._loop_state is None
     # The client still works, in another loop.
     assert asyncio.run(client.embed("d")) == vec("d")
     asyncio.run(client.aclose())
+
+
+def test_the_async_pool_is_split_in_pools_of_16_connections_that_all_serve(
+    emulator: Emulator,
+) -> None:
+    # One httpx pool of 40 connections would crawl (httpcore's async pool scales badly);
+    # three of 14 together keep all 40 requests in flight.
+    assert _pool_sizes(16) == [16]
+    assert _pool_sizes(17) == [9, 9]
+    assert _pool_sizes(40) == [14, 14, 14]
+    emulator.configure(latency=0.3)
+    texts = [f"wide {i}" for i in range(80)]
+
+    async def run() -> tuple[list[list[float]], list[Any]]:
+        client = AsyncPhosphoClient(api_key="k", base_url=emulator.base_url, max_concurrency=40)
+        vectors = await client.embed_many(texts)
+        assert client._loop_state is not None
+        pools = client._loop_state.pools
+        await client.aclose()
+        return vectors, pools
+
+    vectors, pools = asyncio.run(run())
+    assert vectors == [vec(t) for t in texts]
+    assert emulator.stats.peak_in_flight == 40
+    assert len(pools) == 3
+    assert all(pool.is_closed for pool in pools)
 
 
 def test_sync_workers_are_threads_of_one_bounded_pool(emulator: Emulator) -> None:
