@@ -32,7 +32,7 @@ class _LoopState:
     gate: AsyncGate
     closer: AsyncGenerator[None, None] | None = None
     calls: int = 0  # calls of this client running in the loop now
-    busy: list[int] = field(default_factory=list)  # requests in flight, per pool
+    busy: list[int] = field(init=False)  # requests in flight, per pool
 
     def __post_init__(self) -> None:
         self.busy = [0] * len(self.pools)
@@ -58,7 +58,7 @@ class AsyncPhosphoClient:
         vectors = await client.embed_many(["where is my parcel?", "refund please"])
     ```
 
-    The concurrency limit and (unless one is injected) the connection pool are created
+    The concurrency limit and (unless one is injected) the connection pools are created
     lazily inside the running event loop, and made anew when the client finds itself in
     another loop, so it also works across several ``asyncio.run`` calls in turn. A loop
     running outside the main thread is taken for a short-lived one (``asyncio.run`` in a

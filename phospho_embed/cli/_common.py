@@ -25,7 +25,7 @@ from phospho_embed._settings import (
 EXIT_OK = 0
 """Everything asked for was done."""
 EXIT_FAILURES = 1
-"""The run finished, but some records could not be embedded (listed in the summary)."""
+"""The run finished, but some texts failed after their retries (`embed` lists them)."""
 EXIT_USAGE = 2
 """Bad arguments, an unreadable file, a missing API key: nothing was sent (argparse's code)."""
 EXIT_STOPPED = 3
