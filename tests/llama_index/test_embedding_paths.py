@@ -358,3 +358,19 @@ async def test_a_closed_model_stays_usable(make_model: MakeModel, emulator: Emul
     assert await asyncio.to_thread(model.get_text_embedding, "after close") == vec("after close")
     assert model.usage.requests == 3  # closing keeps the count
     await model.aclose()
+
+
+def test_show_progress_draws_a_bar_per_call(
+    make_model: MakeModel, emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = make_model(embed_batch_size=2)
+    batch = texts("progress", 5)  # three LlamaIndex batches
+    assert model.get_text_embedding_batch(batch, show_progress=True) == [vec(t) for t in batch]
+    sync_bar = capsys.readouterr().err
+    assert "Generating embeddings" in sync_bar
+    assert "3/3" in sync_bar
+    vectors = asyncio.run(model.aget_text_embedding_batch(batch, show_progress=True))
+    assert vectors == [vec(t) for t in batch]
+    async_bar = capsys.readouterr().err
+    assert "Generating embeddings" in async_bar
+    assert "3/3" in async_bar
