@@ -63,11 +63,11 @@ class PhosphoEmbeddings(Serializable, Embeddings):
     project_id: str | None = Field(default_factory=from_env(PROJECT_ID_ENV, default=None))
     """phospho project to link embeddings to; else ``PHOSPHO_PROJECT_ID``; sent only when set."""
     timeout: float = Field(default=DEFAULT_TIMEOUT, gt=0)
-    """Seconds per attempt."""
+    """Seconds per attempt (default 60)."""
     max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=0)
-    """Retries after the first attempt, for transient failures only."""
+    """Retries after the first attempt, for transient failures only (default 4)."""
     max_concurrency: int = Field(default=DEFAULT_MAX_CONCURRENCY, ge=1)
-    """Requests in flight at once, across every call on this instance."""
+    """Requests in flight at once, across every call on this instance (default 16)."""
     adaptive_concurrency: bool = True
     """Lower the requests in flight after 429s and raise them again as requests succeed;
     ``False`` keeps ``max_concurrency`` fixed."""

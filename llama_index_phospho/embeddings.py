@@ -358,10 +358,11 @@ class PhosphoEmbedding(BaseEmbedding):
                 A missing key raises ``MissingAPIKeyError`` at the first request.
             base_url: else ``PHOSPHO_BASE_URL``, else ``https://api.phospho.ai/v2``.
             project_id: else ``PHOSPHO_PROJECT_ID``; sent only when set.
-            timeout: seconds per attempt.
-            max_retries: retries after the first attempt, for transient failures only.
+            timeout: seconds per attempt (default 60).
+            max_retries: retries after the first attempt, for transient failures only
+                (default 4).
             max_concurrency: requests in flight at once, across every call on this instance
-                (per event loop for the async methods).
+                (per event loop for the async methods; default 16).
             embed_batch_size: texts per LlamaIndex batch; by default
                 ``16 * max_concurrency`` (at most 2048) so batches keep every slot busy.
             adaptive_concurrency: lower the requests in flight after 429s and raise them

@@ -34,10 +34,12 @@ class PhosphoClient:
             `MissingAPIKeyError` at the first request, not here.
         base_url: else ``PHOSPHO_BASE_URL``, else ``https://api.phospho.ai/v2``.
         project_id: else ``PHOSPHO_PROJECT_ID``; sent only when set.
-        model: the model name the API expects.
-        timeout: seconds per attempt (connecting gets at most 10 s).
-        max_retries: retries after the first attempt, for transient failures only.
-        max_concurrency: requests in flight at once, across every call on this client.
+        model: the model name the API expects (``"intent-embed"``).
+        timeout: seconds per attempt (default 60; connecting gets at most 10 s).
+        max_retries: retries after the first attempt, for transient failures only
+            (default 4).
+        max_concurrency: requests in flight at once, across every call on this client
+            (default 16).
         http_client: an ``httpx.Client`` to send requests with (proxies, custom TLS, ...);
             the caller keeps ownership and closes it.
         retry_policy: backoff timings (`wire.RetryPolicy`); the defaults suit the real API.
