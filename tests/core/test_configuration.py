@@ -51,6 +51,7 @@ def test_defaults_point_at_the_real_api() -> None:
     assert "model='intent-embed'" in repr(client)
     assert "max_concurrency=16" in repr(client)
     assert "max_retries=4" in repr(client)
+    assert "timeout=60" in repr(client)  # the documented defaults (docstrings, docs/)
 
 
 @pytest.mark.parametrize(
