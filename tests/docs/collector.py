@@ -12,6 +12,16 @@ The convention for doc authors:
   on ``PATH``, in the same environment and working directory.
 - ``test_*`` functions a block defines are called, their ``phospho_emulator`` /
   ``phospho_emulator_server`` / ``tmp_path`` parameters filled in like pytest fixtures.
+- Output claims: a ``print(...)`` call that is a statement of its own (at any depth: in
+  ``with``, ``if``, functions...) followed by a comment on the same line claims what it
+  prints: ``print(len(vectors))  # 3``. What the call writes (without the final newline;
+  output of several lines is one text with newlines) must equal the comment, surrounding
+  whitespace aside, where ``...`` stands for any text (even none, even several lines):
+  ``print(client)  # PhosphoClient(base_url='...', ...)``. A print that runs several times
+  (in a loop) is checked on its first output only. Claims are checked after each block (and
+  its ``test_*`` functions); one whose print never ran by the end of the file fails it.
+  Prose about a print goes on a comment line of its own, above it; comment lines below a
+  print (the way to show output too long for one line) are not checked.
 
 Fences indented inside admonitions, tabs or list items are found too (their indentation is
 removed). Line numbers of failures are the Markdown file's own.
@@ -21,9 +31,12 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import bisect
+import builtins
 import contextlib
 import gc
 import inspect
+import io
 import os
 import re
 import signal
@@ -31,6 +44,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import tokenize
 import traceback
 import types
 import warnings
@@ -207,6 +221,7 @@ class RunReport:
     ran: list[Block] = field(default_factory=list)
     skipped: list[Block] = field(default_factory=list)
     tests_called: list[str] = field(default_factory=list)
+    claims_checked: list[Claim] = field(default_factory=list)
 
 
 class ExampleFailure(Exception):
@@ -222,15 +237,17 @@ def run_markdown(
 ) -> RunReport:
     """Run the examples of ``path`` in order, in the current directory and environment.
 
-    Raises ``ExampleFailure`` for the first block that fails. ``ResourceWarning``s the
-    examples cause (unclosed clients, sockets) fail the file too.
+    Raises ``ExampleFailure`` for the first block that fails, or whose printed output is not
+    what its comments claim. ``ResourceWarning``s the examples cause (unclosed clients,
+    sockets) fail the file too.
     """
     path = path.resolve()
     blocks = parse_markdown(path.read_text(encoding="utf-8"))
     report = RunReport()
     fixtures = fixtures or {}
+    printed = _PrintRecorder(str(path))
     module = types.ModuleType("__main__")
-    module.__dict__["__builtins__"] = __builtins__
+    module.__dict__["__builtins__"] = {**vars(builtins), "print": printed.print}
     loop = asyncio.new_event_loop()
     with (
         warnings.catch_warnings(record=True) as caught,
@@ -246,8 +263,11 @@ def run_markdown(
                 if block.kind == "bash":
                     _run_bash(path, block)
                 else:
-                    _run_python(path, block, module.__dict__, loop, fixtures, after_test, report)
+                    _run_python(
+                        path, block, module.__dict__, loop, fixtures, after_test, report, printed
+                    )
                 report.ran.append(block)
+            printed.check(path, report, final=True)
         finally:
             module.__dict__.clear()
             try:
@@ -280,6 +300,7 @@ def _run_python(
     fixtures: dict[str, FixtureFactory],
     after_test: Callable[[], object] | None,
     report: RunReport,
+    printed: _PrintRecorder,
 ) -> None:
     # Padding with newlines makes tracebacks point at the Markdown file's own lines.
     source = "\n" * (block.line - 1) + block.code
@@ -293,6 +314,7 @@ def _run_python(
             f"{where}: the {_describe(block)} does not compile:\n"
             + "".join(traceback.format_exception_only(type(exc), exc))
         ) from None
+    printed.expect(find_claims(source))
     before = dict(namespace)
     try:
         result = eval(code, namespace)
@@ -320,6 +342,120 @@ def _run_python(
             if after_test is not None:
                 after_test()
         report.tests_called.append(name)
+    printed.check(path, report)
+
+
+# -- output claims ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claim:
+    """``print(...)  # text``: the print statement's lines in the file, and the comment."""
+
+    line: int  # first line of the print statement
+    end_line: int  # its last line, the one with the comment
+    text: str  # the comment, without ``#`` and surrounding whitespace
+
+    def matches(self, output: str) -> bool:
+        """``...`` stands for any text; the rest is compared without surrounding whitespace."""
+        pattern = ".*".join(re.escape(part) for part in self.text.split("..."))
+        return re.fullmatch(pattern, output.strip(), re.DOTALL) is not None
+
+
+def find_claims(source: str) -> list[Claim]:
+    """The ``print(...)  # claim`` statements of ``source``, at any depth, in order.
+
+    A claim is a comment that directly follows a print call that is a statement of its own
+    (``print(a); x = 1  # ...`` claims nothing). Comments are found with ``tokenize``, so a
+    ``#`` inside a string is not one.
+    """
+    tree = compile(
+        source,
+        "<claims>",
+        "exec",
+        flags=ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT,
+        dont_inherit=True,
+    )
+    tokens = [
+        token
+        for token in tokenize.generate_tokens(io.StringIO(source).readline)
+        if token.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT)
+    ]
+    starts = [token.start for token in tokens]
+    lines = source.splitlines()
+    claims = []
+    for node in ast.walk(tree):
+        if not (
+            isinstance(node, ast.Expr)
+            and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Name)
+            and node.value.func.id == "print"
+            and node.end_lineno is not None
+            and node.end_col_offset is not None
+        ):
+            continue
+        # ast columns count UTF-8 bytes, tokenize columns characters.
+        end_line = node.end_lineno
+        end_col = len(lines[end_line - 1].encode()[: node.end_col_offset].decode())
+        after = bisect.bisect_left(starts, (end_line, end_col))
+        if after == len(tokens):
+            continue
+        token = tokens[after]
+        if token.type == tokenize.COMMENT and token.start[0] == end_line:
+            claims.append(Claim(node.lineno, end_line, token.string[1:].strip()))
+    return sorted(claims, key=lambda claim: claim.line)
+
+
+class _PrintRecorder:
+    """The examples' ``print``: writes as the real one does, and keeps the first output of
+    each claimed print statement (found by the caller's line) to be checked."""
+
+    def __init__(self, filename: str) -> None:
+        self._filename = filename
+        self._by_line: dict[int, Claim] = {}
+        self._pending: list[Claim] = []
+        self._outputs: dict[Claim, str] = {}
+        self._lock = threading.Lock()
+
+    def expect(self, claims: list[Claim]) -> None:
+        for claim in claims:
+            self._pending.append(claim)
+            for line in range(claim.line, claim.end_line + 1):
+                self._by_line[line] = claim
+
+    def print(self, *values: object, **options: Any) -> None:
+        file = options.pop("file", None)
+        flush = options.pop("flush", False)
+        buffer = io.StringIO()
+        builtins.print(*values, **options, file=buffer)  # the real one: same checks, same text
+        text = buffer.getvalue()
+        frame = sys._getframe(1)
+        if frame.f_code.co_filename == self._filename:
+            claim = self._by_line.get(frame.f_lineno)
+            if claim is not None:
+                with self._lock:
+                    self._outputs.setdefault(claim, text.removesuffix("\n"))
+        builtins.print(text, end="", file=file, flush=flush)
+
+    def check(self, path: Path, report: RunReport, *, final: bool = False) -> None:
+        """Checks the claims whose print has run; with ``final``, a claim never run fails."""
+        for claim in list(self._pending):
+            if claim not in self._outputs:
+                if final:
+                    raise ExampleFailure(
+                        f"{display_name(path)}:{claim.line}: this print never ran, so its "
+                        f"comment claims an output nobody sees: # {claim.text}"
+                    )
+                continue
+            output = self._outputs[claim]
+            if not claim.matches(output):
+                raise ExampleFailure(
+                    f"{display_name(path)}:{claim.line}: this print writes something other "
+                    f"than what its comment claims\n  claimed: {claim.text}\n  printed: "
+                    + output.replace("\n", "\n           ")
+                )
+            self._pending.remove(claim)
+            report.claims_checked.append(claim)
 
 
 def _call_test(

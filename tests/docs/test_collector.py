@@ -9,7 +9,13 @@ import pytest
 
 from phospho_embed.emulator import Emulator
 
-from .collector import DocsExampleError, ExampleFailure, parse_markdown, run_markdown
+from .collector import (
+    DocsExampleError,
+    ExampleFailure,
+    find_claims,
+    parse_markdown,
+    run_markdown,
+)
 from .test_examples import run_file
 
 FENCE = "```"
@@ -225,3 +231,146 @@ def test_a_script_exiting_zero_passes_and_nonzero_fails(tmp_path: Path) -> None:
     assert len(run_markdown(ok).ran) == 2
     with pytest.raises(ExampleFailure, match=r"page\.md:2: the python block exited 3"):
         run_markdown(page(tmp_path, "'''python\nraise SystemExit(3)\n'''\n"))
+
+
+# -- output claims: `print(...)  # what it prints` ---------------------------------------------
+
+
+def test_a_true_output_claim_passes_and_the_output_is_still_printed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = page(
+        tmp_path,
+        """\
+        '''python
+        import asyncio
+
+        print(1 + 1)  # 2
+        print("a", "b", sep="-")  #   a-b
+        if True:
+            with open("out.txt", "w") as out:
+                print("nested")  # nested
+
+
+        def shout(text):
+            print(text.upper())  # HELLO
+
+
+        async def main():
+            async with asyncio.Lock():
+                print("async")  # async
+
+
+        shout("hello")
+        await main()
+        '''
+        """,
+    )
+    report = run_markdown(path)
+    assert [claim.line for claim in report.claims_checked] == [4, 5, 8, 12, 17]
+    assert capsys.readouterr().out == "2\na-b\nnested\nHELLO\nasync\n"
+
+
+def test_a_false_claim_fails_naming_the_file_the_line_the_claim_and_the_output(
+    tmp_path: Path,
+) -> None:
+    path = page(
+        tmp_path,
+        """\
+        # Title
+
+        '''python
+        usage = {"requests": 3}
+        print(usage["requests"])  # 3
+        '''
+
+        '''python
+        usage["requests"] += 1
+        print(usage["requests"])  # 3: the repeated text was sent once
+        '''
+        """,
+    )
+    with pytest.raises(ExampleFailure) as info:
+        run_markdown(path)
+    message = str(info.value)
+    assert message.startswith("page.md:10: this print writes something other than what its")
+    assert "claimed: 3: the repeated text was sent once" in message
+    assert "printed: 4" in message
+
+
+def test_ellipsis_in_a_claim_stands_for_any_text_even_several_lines(tmp_path: Path) -> None:
+    path = page(
+        tmp_path,
+        """\
+        '''python
+        print(object())  # <object object at ...>
+        print("first\\nsecond\\nthird")  # first...third
+        print("Usage(requests=3, tokens=17)")  # Usage(requests=3, tokens=...)
+        print("exact")  # ...exact...
+        '''
+        """,
+    )
+    assert len(run_markdown(path).claims_checked) == 4
+    wrong = page(
+        tmp_path,
+        "'''python\nprint('Usage(requests=4, tokens=17)')  # Usage(requests=3, ...)\n'''\n",
+    )
+    with pytest.raises(ExampleFailure, match=r"page\.md:2: .*\n  claimed: Usage\(requests=3"):
+        run_markdown(wrong)
+
+
+def test_a_print_run_several_times_is_checked_on_its_first_output(tmp_path: Path) -> None:
+    first = page(tmp_path, "'''python\nfor i in range(3):\n    print(i)  # 0\n'''\n")
+    assert len(run_markdown(first).claims_checked) == 1
+    later = page(tmp_path, "'''python\nfor i in range(3):\n    print(i)  # 2\n'''\n")
+    with pytest.raises(ExampleFailure, match=r"page\.md:3: .*\n  claimed: 2\n  printed: 0"):
+        run_markdown(later)
+
+
+def test_a_hash_inside_a_string_is_not_a_comment(tmp_path: Path) -> None:
+    source = 'print("# not a claim")\nprint("a # b", "#")\nprint(f"{1}#{2}")  # 1#2\n'
+    assert [(claim.line, claim.text) for claim in find_claims(source)] == [(3, "1#2")]
+    path = page(tmp_path, f"'''python\n{source}'''\n")
+    assert [claim.line for claim in run_markdown(path).claims_checked] == [4]
+
+
+def test_prints_without_a_trailing_comment_are_not_checked(tmp_path: Path) -> None:
+    source = textwrap.dedent(
+        """\
+        print("not checked")
+        # a comment on its own line is prose, not a claim
+        print("not checked either")
+        print("a"); x = 1  # the comment follows `x = 1`, not the print
+        y = print  # not a call
+        print(
+            "multi-line",
+        )  # multi-line
+        """
+    )
+    assert [(claim.line, claim.end_line) for claim in find_claims(source)] == [(6, 8)]
+    path = page(tmp_path, f"'''python\n{source}'''\n")
+    assert [claim.line for claim in run_markdown(path).claims_checked] == [7]
+
+
+def test_a_claim_whose_print_never_runs_fails(tmp_path: Path) -> None:
+    path = page(
+        tmp_path,
+        """\
+        '''python
+        def report(value):
+            print(value)  # 42
+        '''
+
+        Later, a function defined earlier prints: its claim is checked then.
+
+        '''python
+        report(42)
+        if False:
+            print("never")  # never
+        '''
+        """,
+    )
+    with pytest.raises(ExampleFailure, match=r"page\.md:11: this print never ran"):
+        run_markdown(path)
+    path.write_text(path.read_text().replace("if False:", "if True:"))
+    assert [claim.line for claim in run_markdown(path).claims_checked] == [3, 11]

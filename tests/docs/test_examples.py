@@ -1,7 +1,8 @@
 """Every Python example of ``docs/`` and ``README.md`` runs, against a local emulator.
 
 One test per Markdown file (its blocks share a namespace, in order); see ``collector.py``
-for the conventions (``docs-test`` markers, top-level ``await``, ``test_*`` functions).
+for the conventions (``docs-test`` markers, top-level ``await``, ``test_*`` functions, and
+``print(...)  # output`` lines, whose output is checked against the comment).
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ import pytest
 
 from phospho_embed.emulator import Emulator
 
-from .collector import DocsExampleError, ExampleFailure, parse_markdown, run_markdown
+from .collector import (
+    DocsExampleError,
+    ExampleFailure,
+    find_claims,
+    parse_markdown,
+    run_markdown,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_KEY = "docs-test-key-not-secret"
@@ -139,4 +146,7 @@ def test_examples(path: Path, docs_env: Emulator, tmp_path: Path) -> None:
 def test_the_readme_examples_are_collected() -> None:
     """The collector is not silently collecting nothing: the README has runnable examples."""
     blocks = parse_markdown((ROOT / "README.md").read_text(encoding="utf-8"))
-    assert sum(block.kind == "python" and block.runnable for block in blocks) >= 3
+    python = [block for block in blocks if block.kind == "python" and block.runnable]
+    assert len(python) >= 3
+    claims = [claim for block in python for claim in find_claims(block.code)]
+    assert len(claims) >= 3  # and the comments of its prints are found as output claims
