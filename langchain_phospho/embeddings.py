@@ -67,7 +67,8 @@ class PhosphoEmbeddings(Serializable, Embeddings):
     max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=0)
     """Retries after the first attempt, for transient failures only (default 4)."""
     max_concurrency: int = Field(default=DEFAULT_MAX_CONCURRENCY, ge=1)
-    """Requests in flight at once, across every call on this instance (default 16)."""
+    """Requests in flight at once, across every call on this instance (default 16); the sync
+    and the async methods each have this bound."""
     adaptive_concurrency: bool = True
     """Lower the requests in flight after 429s and raise them again as requests succeed;
     ``False`` keeps ``max_concurrency`` fixed."""
