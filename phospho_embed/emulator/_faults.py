@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import httpx
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
@@ -25,12 +26,15 @@ _MALFORMED_BODY = b'{"object":"list","data":[],"model":"intent-embed"}'
 _PROMISED_LENGTH = b"1024"
 
 
-class ConnectionDropped(Exception):
+class ConnectionDropped(httpx.RemoteProtocolError):
     """Raised after a response has started, so that the ASGI server closes the connection.
 
     Uvicorn (and other servers) close the transport when the application fails after
     ``http.response.start``: the client reads the status line and headers, then an early end
     of stream, and sees a transport error (httpx: ``RemoteProtocolError``), never a status.
+    Served in-process through ``httpx.ASGITransport``, there is no connection to drop and
+    the exception reaches the client itself: being an ``httpx.RemoteProtocolError``, it
+    then looks to the client exactly as a dropped connection does.
     """
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from phospho_embed import AsyncPhosphoClient, RetryPolicy
 from phospho_embed.emulator import Emulator, emulator_vector
 from phospho_embed.emulator._server import _bind
 
@@ -83,6 +84,24 @@ async def test_the_app_runs_in_process_on_any_asgi_transport() -> None:
 
     assert response.json()["data"][0]["embedding"] == emulator_vector("hello", 8)
     assert emulator.stats.by_status == {200: 1}
+
+
+async def test_a_drop_in_process_is_a_transport_error_the_client_retries() -> None:
+    # No connection to drop through ASGITransport: the client must still see a transport
+    # error (retried), not the emulator's own exception.
+    emulator = Emulator(fault="drop", fault_every=2)
+    transport = httpx.ASGITransport(app=emulator.app)
+    fast = RetryPolicy(initial_delay=0.001, max_delay=0.01)
+    async with (
+        httpx.AsyncClient(transport=transport) as http,
+        AsyncPhosphoClient(
+            api_key="k", base_url="http://127.0.0.1/v2", http_client=http, retry_policy=fast
+        ) as client,
+    ):
+        vectors = await client.embed_many(["a", "b", "c"])
+        retries = client.usage.retries
+    assert vectors == [emulator_vector(t) for t in "abc"]
+    assert retries == emulator.stats.dropped > 0
 
 
 def test_importing_the_plugin_does_not_import_the_server_stack() -> None:
