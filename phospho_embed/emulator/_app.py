@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .._version import __version__
 from ._faults import ConnectionDropped, fault_response, rate_limited
 from ._state import EmulatorState, Ticket
-from ._vectors import TOKEN_LIMIT, count_tokens, emulator_vector
+from ._vectors import TOKEN_LIMIT, VectorKind, count_tokens, vector_values
 
 EMBEDDING_PATHS = ("/v2/embeddings", "/v0/embeddings")
 """Where the service mounts its embeddings endpoint (the same app is mounted twice)."""
@@ -110,7 +110,10 @@ def build_app(state: EmulatorState) -> FastAPI:
         elif fault is not None:
             return fault_response(fault, settings)
         exchange.prompt_tokens = tokens
-        return Response(_success_body(text, settings.dimensions), media_type="application/json")
+        return Response(
+            _success_body(text, settings.dimensions, settings.vector_kind),
+            media_type="application/json",
+        )
 
     for path in EMBEDDING_PATHS:
         app.add_api_route(
@@ -149,15 +152,15 @@ def _single_text(value: str | list[str]) -> str:
     return value[0]
 
 
-# The success body only depends on the text and the dimension, and benchmarks repeat texts:
-# caching the serialized bytes skips both the hashing and json.dumps of 1536 floats.
+# The success body only depends on the text, the size and the kind of vector, and benchmarks
+# repeat texts: caching the serialized bytes skips json.dumps of 1536 floats.
 @lru_cache(maxsize=1024)
-def _success_body(text: str, dimensions: int) -> bytes:
+def _success_body(text: str, dimensions: int, kind: VectorKind) -> bytes:
     tokens = count_tokens(text)
     body = {
         "object": "list",
         "data": [
-            {"object": "embedding", "embedding": emulator_vector(text, dimensions), "index": 0}
+            {"object": "embedding", "embedding": vector_values(text, dimensions, kind), "index": 0}
         ],
         "model": "intent-embed",
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},

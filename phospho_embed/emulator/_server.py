@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import sys
 import threading
@@ -14,14 +15,18 @@ import uvicorn
 
 from ._app import build_app
 from ._faults import silence_dropped_connection_logs
+from ._semantic import load_model
 from ._settings import EmulatorSettings
 from ._state import EmulatorState, EmulatorStats
+from ._vectors import describe_vectors
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
     from typing_extensions import Self, Unpack
 
     from ._settings import SettingsChanges
+
+logger = logging.getLogger("phospho_embed.emulator")
 
 
 class Emulator:
@@ -73,6 +78,12 @@ class Emulator:
         """A snapshot of the counters since the last reset."""
         return self._state.snapshot()
 
+    @property
+    def vectors_description(self) -> str:
+        """One line saying which vectors the emulator serves now, and where they come from."""
+        settings = self.settings
+        return describe_vectors(settings.vector_kind, settings.dimensions, asked=settings.vectors)
+
     def configure(self, **changes: Unpack[SettingsChanges]) -> EmulatorSettings:
         """Change some settings now, from any thread; returns the new settings.
 
@@ -102,12 +113,16 @@ class Emulator:
     ) -> Self:
         """Serve on ``host:port`` from a daemon thread; return once connections are accepted.
 
-        ``port=0`` picks a free port (see ``url``). Raises ``RuntimeError`` when already
-        started or when the server fails to start, ``OSError`` when the port is taken.
+        ``port=0`` picks a free port (see ``url``). Logs (INFO, logger
+        ``phospho_embed.emulator``) which vectors it serves; ``vectors_description`` says the
+        same. Raises ``RuntimeError`` when already started or when the server fails to start,
+        ``OSError`` when the port is taken.
         """
         with self._lifecycle:
             if self._thread is not None:
                 raise RuntimeError(f"the emulator is already running at {self._url}")
+            if self.settings.vector_kind == "semantic":
+                load_model()  # once per process, here rather than in the first request
             # Bound here rather than by uvicorn, so that the port is known before it runs.
             sock = _bind(host, port)
             try:
@@ -135,6 +150,7 @@ class Emulator:
             bound_host, bound_port = sock.getsockname()[:2]
             self._server, self._thread = server, thread
             self._url = f"http://{_url_host(bound_host)}:{bound_port}"
+        logger.info("phospho emulator at %s serving %s", self._url, self.vectors_description)
         return self
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TypedDict
 
+from ._vectors import VectorKind, VectorsSetting, default_vectors, resolve_vectors
+
 FAULTS: tuple[str, ...] = (
     "429",
     "429-bare",
@@ -30,7 +32,12 @@ class EmulatorSettings:
 
     Attributes:
         api_key: the bearer token every request must carry (else 401); ``None`` accepts any.
-        dimensions: length of the returned vectors.
+        dimensions: length of the returned vectors (semantic vectors: 64, 128, 256, or any
+            size above 256).
+        vectors: ``"semantic"`` (a small offline embedding model: paraphrases score high),
+            ``"lexical"`` (hashed words: only shared wording scores high) or ``"auto"``
+            (semantic when the model is installed, ``pip install 'phospho-embed[semantic]'``,
+            else lexical). Default: ``$PHOSPHO_EMULATOR_VECTORS``, else ``"auto"``.
         latency: seconds each admitted request waits before it is answered.
         jitter: spreads the wait uniformly over ``[max(0, latency - jitter), latency + jitter]``
             (seeded random generator).
@@ -50,11 +57,14 @@ class EmulatorSettings:
         max_in_flight: requests served at once; one more is answered 429 at once.
         billing_required: answer 402 as an account without a payment method would.
         seed: seeds the random generators of ``jitter`` and ``fault_rate``.
+        vector_kind: what ``vectors`` resolved to when the settings were made:
+            ``"semantic"`` or ``"lexical"`` (not an argument).
     """
 
     # repr=False: keys stay out of reprs and logs, even fake ones.
     api_key: str | None = field(default=None, repr=False)
     dimensions: int = 1536
+    vectors: VectorsSetting = field(default_factory=default_vectors)
     latency: float = 0.0
     jitter: float = 0.0
     fault: str | None = None
@@ -65,11 +75,14 @@ class EmulatorSettings:
     max_in_flight: int | None = None
     billing_required: bool = False
     seed: int = 0
+    # "auto" resolved once, when the settings are made: what the server sends.
+    vector_kind: VectorKind = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.api_key is not None and (not isinstance(self.api_key, str) or not self.api_key):
             raise ValueError("api_key must be a non-empty string, or None to accept any token")
         _check_int("dimensions", self.dimensions, minimum=1)
+        object.__setattr__(self, "vector_kind", resolve_vectors(self.vectors, self.dimensions))
         _check_seconds("latency", self.latency)
         _check_seconds("jitter", self.jitter)
         if self.fault is not None and (
@@ -115,6 +128,7 @@ class SettingsChanges(TypedDict, total=False):
 
     api_key: str | None
     dimensions: int
+    vectors: VectorsSetting
     latency: float
     jitter: float
     fault: str | None

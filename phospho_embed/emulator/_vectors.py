@@ -1,33 +1,48 @@
-"""Deterministic stand-in embeddings: hashed word and character n-gram features.
+"""The emulator's vectors: which kind, and the exact vector the server sends for a text.
 
-Not a language model: texts that share words (or word pieces) get similar vectors, and the
-same text always gets the same vector in every process (features are hashed with blake2b, not
-with Python's per-process salted ``hash``). Good enough for similarity, clustering and
-retrieval demos, and for checking that a client put every vector at the right index.
+Two kinds, both deterministic (the same text gives the same vector in every process):
+
+- ``"semantic"``: a small static embedding model read offline from the ``wordllama`` wheel
+  (see ``_semantic``): paraphrases score high even without a shared word;
+- ``"lexical"``: hashed words and character n-grams (see ``_lexical``): only shared wording
+  scores high; any size, no dependency.
+
+``"auto"`` (the default, or ``$PHOSPHO_EMULATOR_VECTORS``) is semantic when the model is
+installed and lexical otherwise.
 """
 
 from __future__ import annotations
 
-import hashlib
-import math
+import os
 import re
-from array import array
-from collections.abc import Iterator
-from functools import lru_cache
-from itertools import pairwise
+from typing import Literal, cast
+
+from ._lexical import lexical_vector
+from ._semantic import (
+    INSTALL_HINT,
+    MODEL_DIMENSIONS,
+    MODEL_NAME,
+    check_dimensions,
+    semantic_available,
+    semantic_vector,
+)
 
 TOKEN_LIMIT = 15_000
 """The service's limit on input tokens per request (longer input gets 400)."""
 
-_TOKEN_RE = re.compile(r"\w+|[^\w\s]")
-_WORD_RE = re.compile(r"\w+")
+VectorsSetting = Literal["auto", "semantic", "lexical"]
+"""What ``vectors=`` accepts."""
 
-# Whole words carry most of the meaning; bigrams reward shared word order; character trigrams
-# make "cancel" and "cancelled" neighbours, as a real embedding would.
-_WORD_WEIGHT = 1.0
-_BIGRAM_WEIGHT = 0.5
-_TRIGRAM_WEIGHT = 0.25
-_HASH_PERSON = b"phospho-emu-v1"  # changing it changes every vector
+VectorKind = Literal["semantic", "lexical"]
+"""What ``"auto"`` resolves to."""
+
+VECTORS: tuple[str, ...] = ("auto", "semantic", "lexical")
+"""The values of ``vectors=`` (``--vectors``, ``$PHOSPHO_EMULATOR_VECTORS``)."""
+
+VECTORS_ENV = "PHOSPHO_EMULATOR_VECTORS"
+"""Environment variable giving the default of ``vectors`` (else ``"auto"``)."""
+
+_TOKEN_RE = re.compile(r"\w+|[^\w\s]")
 
 
 def count_tokens(text: str) -> int:
@@ -35,53 +50,86 @@ def count_tokens(text: str) -> int:
     return max(1, len(_TOKEN_RE.findall(text)))
 
 
-def emulator_vector(text: str, dimensions: int = 1536) -> list[float]:
-    """The unit vector the emulator returns for ``text`` (a fresh list, safe to modify).
+def default_vectors() -> VectorsSetting:
+    """``$PHOSPHO_EMULATOR_VECTORS`` when set (checked), else ``"auto"``.
 
+    Raises:
+        ValueError: the variable holds something else than ``auto``, ``semantic`` or
+            ``lexical``.
+    """
+    value = os.environ.get(VECTORS_ENV, "").strip().lower() or "auto"
+    if value not in VECTORS:
+        raise ValueError(f"${VECTORS_ENV} must be one of {', '.join(VECTORS)}, got {value!r}")
+    return cast(VectorsSetting, value)
+
+
+def resolve_vectors(vectors: str | None = None, dimensions: int | None = None) -> VectorKind:
+    """The kind ``vectors`` stands for here (``None``: ``default_vectors()``).
+
+    ``"auto"`` is semantic when the model is installed, else lexical. With ``dimensions``,
+    the size is checked against the kind.
+
+    Raises:
+        ValueError: an unknown ``vectors``, or a size semantic vectors cannot have.
+        SemanticModelUnavailableError: ``"semantic"`` without the model installed.
+    """
+    chosen = default_vectors() if vectors is None else vectors
+    if chosen not in VECTORS:
+        allowed = ", ".join(repr(kind) for kind in VECTORS)
+        raise ValueError(f"vectors must be one of {allowed}, got {chosen!r}")
+    if chosen == "auto":
+        chosen = "semantic" if semantic_available() else "lexical"
+    if chosen == "semantic":
+        if not semantic_available():
+            from ._semantic import SemanticModelUnavailableError
+
+            raise SemanticModelUnavailableError(
+                f"vectors='semantic' needs the {MODEL_NAME} model: {INSTALL_HINT}"
+            )
+        if dimensions is not None:
+            check_dimensions(dimensions)
+    return cast(VectorKind, chosen)
+
+
+def describe_vectors(kind: VectorKind, dimensions: int, *, asked: str = "auto") -> str:
+    """One line saying where the vectors come from (what the server logs at start)."""
+    if kind == "semantic":
+        size = (
+            f"{dimensions} of its own dimensions"
+            if dimensions <= MODEL_DIMENSIONS
+            else f"{MODEL_DIMENSIONS} dimensions lifted exactly to {dimensions}"
+        )
+        return f"semantic vectors from {MODEL_NAME} (offline, {size})"
+    line = f"lexical vectors (hashed words and character n-grams, {dimensions} dimensions)"
+    if asked == "auto":
+        line += f"; for semantic vectors: {INSTALL_HINT}"
+    return line
+
+
+def emulator_vector(text: str, dimensions: int = 1536, vectors: str | None = None) -> list[float]:
+    """The unit vector the emulator sends for ``text`` (a fresh list, safe to modify).
+
+    ``vectors`` is ``"semantic"``, ``"lexical"`` or ``"auto"``; ``None`` means the
+    emulator's default (``$PHOSPHO_EMULATOR_VECTORS``, else ``"auto"``), so
+    ``emulator_vector(text)`` equals what an emulator started with default settings sends.
     Tests use it to check that what a client returned is what the server sent for that text.
+
+    Raises:
+        TypeError: ``text`` is not a str.
+        ValueError: ``dimensions`` is not an int >= 1, or not a size of ``vectors`` (semantic
+            vectors: 64, 128, 256, or more than 256), or ``vectors`` is unknown.
+        SemanticModelUnavailableError: semantic vectors without the model installed.
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
     if isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1:
         raise ValueError(f"dimensions must be an int >= 1, got {dimensions!r}")
-    return _unit_vector(text, dimensions).tolist()
+    return vector_values(text, dimensions, resolve_vectors(vectors, dimensions))
 
 
-# Bounded: a benchmark repeats a few thousand texts; array("d") keeps an entry at ~12 KB.
-@lru_cache(maxsize=2048)
-def _unit_vector(text: str, dimensions: int) -> array[float]:
-    values = [0.0] * dimensions
-    for feature, weight in _features(text):
-        index, negative = _bucket(feature, dimensions)
-        values[index] += -weight if negative else weight
-    norm = math.sqrt(math.fsum(value * value for value in values))
-    if norm == 0.0:
-        # Features cancelled out exactly (possible with few dimensions): any fixed unit vector.
-        values = [0.0] * dimensions
-        values[_bucket("fallback:" + text, dimensions)[0]] = 1.0
-        norm = 1.0
-    return array("d", (value / norm for value in values))
-
-
-def _features(text: str) -> Iterator[tuple[str, float]]:
-    words = _WORD_RE.findall(text.lower())
-    if not words:
-        # Empty, whitespace or punctuation only: still one fixed vector per distinct text.
-        yield "raw:" + text.strip(), 1.0
-        return
-    for word in words:
-        yield "w:" + word, _WORD_WEIGHT
-    for first, second in pairwise(words):
-        yield f"b:{first} {second}", _BIGRAM_WEIGHT
-    for word in words:
-        padded = f"<{word}>"
-        for start in range(len(padded) - 2):
-            yield "c:" + padded[start : start + 3], _TRIGRAM_WEIGHT
-
-
-def _bucket(feature: str, dimensions: int) -> tuple[int, bool]:
-    digest = hashlib.blake2b(
-        feature.encode("utf-8", "surrogatepass"), digest_size=8, person=_HASH_PERSON
-    ).digest()
-    number = int.from_bytes(digest, "little")
-    return number % dimensions, bool(number >> 63)
+def vector_values(text: str, dimensions: int, kind: VectorKind) -> list[float]:
+    """The vector's values as a fresh list, for settings already checked (the server's path)."""
+    if kind == "semantic":
+        values: list[float] = semantic_vector(text, dimensions).tolist()
+        return values
+    return lexical_vector(text, dimensions).tolist()

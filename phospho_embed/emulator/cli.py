@@ -15,8 +15,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from ._semantic import SemanticModelUnavailableError
 from ._server import Emulator
 from ._settings import FAULTS, EmulatorSettings
+from ._vectors import VECTORS, VECTORS_ENV
 
 API_KEY_ENV = "PHOSPHO_EMULATOR_API_KEY"
 """Environment variable read for the required API key when ``--api-key`` is not given."""
@@ -38,7 +40,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the emulator's options (one per ``EmulatorSettings`` field, plus host, port, logs)."""
-    defaults = EmulatorSettings()
+    defaults = EmulatorSettings(vectors="lexical")  # only the plain defaults are read
     server = parser.add_argument_group("server")
     server.add_argument(
         "--host", default="127.0.0.1", help="interface to listen on (default: %(default)s)"
@@ -68,6 +70,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=defaults.dimensions,
         help="length of the vectors (default: %(default)s)",
+    )
+    behaviour.add_argument(
+        "--vectors",
+        choices=VECTORS,
+        default=None,
+        help=f"'semantic' (a small offline embedding model: paraphrases score high), "
+        "'lexical' (hashed words: only shared wording scores high) or 'auto' (semantic when "
+        f"installed, else lexical) (default: ${VECTORS_ENV}, else auto)",
     )
     behaviour.add_argument(
         "--latency",
@@ -136,7 +146,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
-    """The settings the parsed options ask for (``ValueError`` when they make no sense)."""
+    """The settings the parsed options ask for (``ValueError`` when they make no sense, or
+    when they ask for semantic vectors that are not installed)."""
     if args.fault is None and (args.fault_rate or args.fault_every):
         raise ValueError("--fault-rate and --fault-every need --fault")
     changes: dict[str, Any] = {
@@ -153,7 +164,12 @@ def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
         "billing_required": args.billing_required,
         "seed": args.seed,
     }
-    return EmulatorSettings(**changes)
+    if args.vectors is not None:
+        changes["vectors"] = args.vectors
+    try:
+        return EmulatorSettings(**changes)
+    except SemanticModelUnavailableError as error:
+        raise ValueError(str(error)) from error
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -175,7 +191,9 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         except OSError as error:
             print(f"cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
             return 1
+        # The first line is the address: scripts (and our benchmarks) read it.
         print(f"phospho emulator listening on {emulator.base_url}", flush=True)
+        print(f"vectors: {emulator.vectors_description}", flush=True)
         while not stop.wait(0.2):
             if not emulator.running:
                 print("the emulator's server stopped unexpectedly", file=sys.stderr)

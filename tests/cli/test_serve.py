@@ -12,23 +12,33 @@ import threading
 import httpx
 import pytest
 
+from phospho_embed.emulator import resolve_vectors
 from tests.cli.conftest import spawn
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
 
 def test_serve_answers_requests_and_stops_on_sigterm() -> None:
-    args = ["serve", "--port", "0", "--dimensions", "16", "--api-key", "serve-key"]
+    args = ["serve", "--port", "0", "--dimensions", "128", "--api-key", "serve-key"]
     process = spawn(args, dict(os.environ))
     try:
         stdout = process.stdout
         assert stdout is not None
         lines: queue.Queue[str] = queue.Queue()
+
         # readline() has no timeout: a silent process must fail the test, not hang it.
-        threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
+        def read_two() -> None:
+            lines.put(stdout.readline())
+            lines.put(stdout.readline())
+
+        threading.Thread(target=read_two, daemon=True).start()
         line = lines.get(timeout=30)
         match = re.fullmatch(r"phospho emulator listening on (http://127\.0\.0\.1:\d+/v2)\n", line)
         assert match, line
+        # The second line says which vectors it serves, and where they come from.
+        kind = resolve_vectors()
+        expected = "semantic vectors from WordLlama" if kind == "semantic" else "lexical vectors"
+        assert lines.get(timeout=30).startswith(f"vectors: {expected}")
         body = {"input": "I want to cancel my order", "model": "intent-embed"}
 
         good = httpx.post(
@@ -45,7 +55,7 @@ def test_serve_answers_requests_and_stops_on_sigterm() -> None:
         )
 
         assert good.status_code == 200
-        assert len(good.json()["data"][0]["embedding"]) == 16
+        assert len(good.json()["data"][0]["embedding"]) == 128
         assert bad.status_code == 401
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=15)

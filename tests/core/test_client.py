@@ -250,10 +250,10 @@ def test_malformed_body_in_a_batch_keeps_the_others(
 
 def test_a_change_of_dimension_is_caught(make_client: MakeClient, emulator: Emulator) -> None:
     client = make_client()
-    emulator.configure(dimensions=8)
-    assert len(client.embed("first")) == 8
-    emulator.configure(dimensions=16)
-    with pytest.raises(ResponseFormatError, match=r"16 dimensions, but earlier responses .* 8"):
+    emulator.configure(dimensions=64)
+    assert len(client.embed("first")) == 64
+    emulator.configure(dimensions=128)
+    with pytest.raises(ResponseFormatError, match=r"128 dimensions, but earlier responses .* 64"):
         client.embed("second")
 
 

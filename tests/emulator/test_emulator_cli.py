@@ -49,14 +49,16 @@ def test_every_flag_maps_onto_a_setting(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.delenv(API_KEY_ENV, raising=False)
     args = build_parser().parse_args(
         shlex.split(
-            "--api-key k --dimensions 8 --latency 0.5 --jitter 0.1 --fault 429 --fault-rate 0.25 "
-            "--fault-every 4 --retry-after 2 --max-in-flight 3 --billing-required --seed 5"
+            "--api-key k --dimensions 8 --vectors lexical --latency 0.5 --jitter 0.1 "
+            "--fault 429 --fault-rate 0.25 --fault-every 4 --retry-after 2 --max-in-flight 3 "
+            "--billing-required --seed 5"
         )
     )
 
     assert settings_from_args(args) == EmulatorSettings(
         api_key="k",
         dimensions=8,
+        vectors="lexical",
         latency=0.5,
         jitter=0.1,
         fault="429",
@@ -112,7 +114,7 @@ def _first_line(process: subprocess.Popen[str], timeout: float) -> str:
 def test_the_module_serves_until_interrupted(stop_signal: signal.Signals) -> None:
     env = {**os.environ, API_KEY_ENV: "cli-key"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "phospho_embed.emulator", "--port", "0", "--dimensions", "16"],
+        [sys.executable, "-m", "phospho_embed.emulator", "--port", "0", "--dimensions", "128"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -133,7 +135,7 @@ def test_the_module_serves_until_interrupted(stop_signal: signal.Signals) -> Non
         )
 
         assert good.status_code == 200
-        assert len(good.json()["data"][0]["embedding"]) == 16
+        assert len(good.json()["data"][0]["embedding"]) == 128
         assert bad.status_code == 401
         process.send_signal(stop_signal)
         assert process.wait(timeout=15) == 0

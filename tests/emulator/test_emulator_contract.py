@@ -210,9 +210,9 @@ def test_a_body_that_is_not_an_object_is_422(client: httpx.Client) -> None:
 def test_the_dimensions_knob_sets_the_vector_length(
     phospho_emulator: Emulator, embed: Embed
 ) -> None:
-    phospho_emulator.configure(dimensions=8)
+    phospho_emulator.configure(dimensions=64)
 
     embedding = embed(TEXT).json()["data"][0]["embedding"]
 
-    assert embedding == emulator_vector(TEXT, 8)
-    assert len(embedding) == 8
+    assert embedding == emulator_vector(TEXT, 64)
+    assert len(embedding) == 64

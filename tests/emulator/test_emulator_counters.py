@@ -82,7 +82,7 @@ def test_stats_endpoint_reports_the_counters(phospho_emulator: Emulator, embed: 
 def test_reset_endpoint_zeroes_counters_and_keeps_settings(
     phospho_emulator: Emulator, embed: Embed
 ) -> None:
-    phospho_emulator.configure(dimensions=8)
+    phospho_emulator.configure(dimensions=64)
     embed("one")
 
     response = httpx.post(phospho_emulator.url + "/_emulator/reset")
@@ -90,7 +90,7 @@ def test_reset_endpoint_zeroes_counters_and_keeps_settings(
     assert response.status_code == 200
     assert response.json()["requests"] == 0
     assert phospho_emulator.stats == EmulatorStats()
-    assert phospho_emulator.settings.dimensions == 8
+    assert phospho_emulator.settings.dimensions == 64
 
 
 def test_the_management_routes_stay_out_of_the_openapi_schema(phospho_emulator: Emulator) -> None:

@@ -40,10 +40,10 @@ def test_urls_are_only_known_while_running() -> None:
 
 
 def test_with_block_starts_an_unstarted_emulator() -> None:
-    with Emulator(dimensions=4) as emulator:
+    with Emulator(dimensions=64) as emulator:
         response = httpx.post(emulator.base_url + "/embeddings", json=BODY, headers=AUTH)
 
-    assert response.json()["data"][0]["embedding"] == emulator_vector("hello", 4)
+    assert response.json()["data"][0]["embedding"] == emulator_vector("hello", 64)
 
 
 def test_starting_twice_is_an_error_and_a_stopped_emulator_restarts() -> None:
@@ -77,12 +77,12 @@ def test_the_listening_socket_declares_tcp() -> None:
 
 
 async def test_the_app_runs_in_process_on_any_asgi_transport() -> None:
-    emulator = Emulator(dimensions=8)
+    emulator = Emulator(dimensions=64)
     transport = httpx.ASGITransport(app=emulator.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://emulator") as client:
         response = await client.post("/v2/embeddings", json=BODY, headers=AUTH)
 
-    assert response.json()["data"][0]["embedding"] == emulator_vector("hello", 8)
+    assert response.json()["data"][0]["embedding"] == emulator_vector("hello", 64)
     assert emulator.stats.by_status == {200: 1}
 
 

@@ -92,16 +92,16 @@ def test_configure_changes_settings_and_rejects_bad_values_atomically() -> None:
 
 
 def test_reset_goes_back_to_the_construction_settings_plus_changes() -> None:
-    emulator = Emulator(dimensions=16)
+    emulator = Emulator(dimensions=128)
     emulator.configure(latency=1.0, billing_required=True)
 
     emulator.reset(seed=9)
 
-    assert emulator.settings == EmulatorSettings(dimensions=16, seed=9)
+    assert emulator.settings == EmulatorSettings(dimensions=128, seed=9)
 
 
 def test_reset_zeroes_the_counters_and_reset_stats_keeps_the_settings() -> None:
-    emulator = Emulator(dimensions=4)
+    emulator = Emulator(dimensions=64)
     body = {"input": "a", "model": "intent-embed"}
     with emulator.start() as emu, httpx.Client(base_url=emu.base_url) as client:
         client.post("/embeddings", json=body, headers={"Authorization": "Bearer k"})
@@ -114,7 +114,7 @@ def test_reset_zeroes_the_counters_and_reset_stats_keeps_the_settings() -> None:
         client.post("/embeddings", json=body, headers={"Authorization": "Bearer k"})
         emu.reset()
         assert emu.stats == type(emu.stats)()
-        assert emu.settings == EmulatorSettings(dimensions=4)
+        assert emu.settings == EmulatorSettings(dimensions=64)
 
 
 def test_jitter_spreads_delays_over_the_interval_reproducibly() -> None:
