@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from phospho_embed import PhosphoClient
 from phospho_embed._settings import API_KEY_ENV, BASE_URL_ENV
-from phospho_embed.demo_data import EXAMPLES, LABELLED, MESSAGES
+from phospho_embed.demo_data import EXAMPLES, EXPECTED, HELD_OUT, LABELLED, MESSAGES
 from phospho_embed.intents import IntentClassifier
 from phospho_embed.wire import DEFAULT_BASE_URL
 
@@ -55,8 +55,8 @@ def endpoint(
     with emulator.start():
         print(
             f"No PHOSPHO_API_KEY: using a local emulator at {emulator.base_url}, "
-            f"{latency * 1000:.0f} ms per request (the real API runs an LLM per text). "
-            "Its vectors are lexical stand-ins, not phospho's model.",
+            f"{latency * 1000:.0f} ms per request (the real API runs an LLM per text).\n"
+            f"Its vectors are {emulator.vectors_description}: stand-ins, not phospho's model.",
             file=out,
         )
         yield {**settings, "api_key": "demo", "base_url": emulator.base_url}
@@ -67,16 +67,21 @@ def classify(settings: dict[str, Any], out: TextIO) -> None:
     _title("1. Classify messages by intent, rejecting out-of-topic ones", out)
     with PhosphoClient(**settings) as client:
         classifier = IntentClassifier.from_examples(EXAMPLES, client=client)
-        report = classifier.fit([t for t, _ in LABELLED], [i for _, i in LABELLED])
+        fitted = classifier.fit([t for t, _ in LABELLED], [i for _, i in LABELLED])
+        held_out = classifier.evaluate([t for t, _ in HELD_OUT], [i for _, i in HELD_OUT])
         print(
             f"{len(EXAMPLES)} intents, {sum(map(len, EXAMPLES.values()))} examples; thresholds "
-            f"fitted on {report.size} labelled messages "
-            f"(accuracy {report.accuracy:.0%}, out-of-topic recall {report.oos_recall:.0%}).\n",
+            f"fitted on {fitted.size} labelled messages, then measured on {held_out.size} "
+            f"others: accuracy {held_out.accuracy:.0%}, out-of-topic recall "
+            f"{held_out.oos_recall:.0%}.\n"
+            "Fresh messages, none sharing a content word with its intent's examples:\n",
             file=out,
         )
-        for message, match in zip(MESSAGES, classifier.classify_many(MESSAGES), strict=True):
+        matches = classifier.classify_many(MESSAGES)
+        for (message, meant), match in zip(EXPECTED, matches, strict=True):
             verdict = match.intent or f"OUT OF TOPIC (closest: {match.top})"
-            print(f"  {message:<48} -> {verdict}  [score {match.score:.2f}]", file=out)
+            mark = "" if match.intent == meant else f"  (meant: {meant or 'out of topic'})"
+            print(f"  {message:<48} -> {verdict}  [score {match.score:.2f}]{mark}", file=out)
 
 
 def langchain_router(settings: dict[str, Any], out: TextIO) -> None:

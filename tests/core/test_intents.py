@@ -13,6 +13,8 @@ from phospho_embed.demo_data import EXAMPLES, LABELLED, MESSAGES
 from phospho_embed.emulator import Emulator, emulator_vector
 from phospho_embed.intents import IntentClassifier
 
+# The demo's messages match their intents by meaning, not wording: semantic vectors.
+pytestmark = pytest.mark.usefixtures("semantic_vectors")
 TEXTS = [text for text, _ in LABELLED]
 LABELS = [intent for _, intent in LABELLED]
 

@@ -19,6 +19,8 @@ from phospho_embed.emulator import Emulator
 from phospho_embed.intents import OutOfTopicError
 from tests.llama_index.conftest import MakeModel
 
+# The selector's queries match their intents by meaning as much as by wording.
+pytestmark = pytest.mark.usefixtures("semantic_vectors")
 NAMES = [*EXAMPLES, "fallback"]
 CHOICES = [ToolMetadata(name=name, description=name.replace("_", " ")) for name in NAMES]
 FALLBACK = len(NAMES) - 1
