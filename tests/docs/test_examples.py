@@ -86,12 +86,14 @@ def _langchain_globals() -> Any:
 
 @pytest.fixture
 def docs_env(
-    phospho_emulator: Emulator,
+    semantic_vectors: Emulator,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     framework_globals: None,
 ) -> Emulator:
-    """What a user with the environment variables set has: a key, a base URL, a fresh cwd."""
+    """What a user with the environment variables set has: a key, a base URL, a fresh cwd,
+    and an emulator on semantic vectors (the outputs the pages show are theirs)."""
+    phospho_emulator = semantic_vectors
     for name in list(os.environ):
         if name.startswith("PHOSPHO_"):
             monkeypatch.delenv(name)
@@ -112,8 +114,11 @@ def run_file(path: Path, emulator: Emulator, tmp_path: Path) -> None:
         directory.mkdir()
         return directory
 
+    def reset() -> None:
+        emulator.reset(vectors="semantic")
+
     def fresh_emulator() -> Emulator:
-        emulator.reset()
+        reset()
         return emulator
 
     failure: Exception | None = None
@@ -125,7 +130,7 @@ def run_file(path: Path, emulator: Emulator, tmp_path: Path) -> None:
                 "phospho_emulator_server": lambda: emulator,
                 "tmp_path": fresh_tmp_path,
             },
-            after_test=emulator.reset,
+            after_test=reset,
         )
     except ExampleFailure as error:
         failure = error
