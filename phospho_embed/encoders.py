@@ -1,0 +1,247 @@
+"""Encoders: anything that turns texts into vectors, behind one function.
+
+The intent tools (`phospho_embed.discovery`, and later `phospho_embed.intents`) take the
+embedder a user already has, so the math never depends on a concrete client:
+
+- a core client, `PhosphoClient` or `AsyncPhosphoClient` (``embed_many``);
+- a LangChain ``Embeddings``, e.g. ``langchain_phospho.PhosphoEmbeddings``
+  (``embed_documents`` / ``aembed_documents``);
+- a LlamaIndex ``BaseEmbedding``, e.g. ``llama_index_phospho.PhosphoEmbedding``
+  (``get_text_embedding_batch`` / ``aget_text_embedding_batch``).
+
+The frameworks are recognised by their methods (duck typing), so neither LangChain nor
+LlamaIndex is imported here:
+
+```python
+from phospho_embed import PhosphoClient
+from phospho_embed.encoders import encode
+
+with PhosphoClient() as client:
+    matrix = encode(client, ["cancel my order", "where is my parcel?"])
+matrix.shape  # (2, 1536), float32
+```
+
+Needs numpy (``pip install "phospho-embed[intents]"``, or the ``analytics`` extra).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, cast
+
+from phospho_embed._async_client import AsyncPhosphoClient
+from phospho_embed._client import PhosphoClient
+
+try:
+    import numpy as np
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "phospho_embed.encoders needs numpy: pip install 'phospho-embed[intents]'"
+    ) from exc
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+__all__ = [
+    "Encoder",
+    "LangChainEmbeddings",
+    "LlamaIndexEmbedding",
+    "aencode",
+    "as_matrix",
+    "encode",
+    "encoder_kind",
+]
+
+
+class LangChainEmbeddings(Protocol):
+    """What is used of a LangChain ``Embeddings``: its batch methods."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed texts, in order."""
+        ...
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed texts, in order (async)."""
+        ...
+
+
+class LlamaIndexEmbedding(Protocol):
+    """What is used of a LlamaIndex ``BaseEmbedding``: its batch methods."""
+
+    def get_text_embedding_batch(self, texts: list[str], **kwargs: Any) -> list[list[float]]:
+        """Embed texts, in order."""
+        ...
+
+    async def aget_text_embedding_batch(self, texts: list[str], **kwargs: Any) -> list[list[float]]:
+        """Embed texts, in order (async)."""
+        ...
+
+
+Encoder: TypeAlias = PhosphoClient | AsyncPhosphoClient | LangChainEmbeddings | LlamaIndexEmbedding
+"""Anything `encode` accepts: a core client (sync or async), a LangChain ``Embeddings`` or a
+LlamaIndex ``BaseEmbedding``."""
+
+_ACCEPTED = (
+    "a PhosphoClient or AsyncPhosphoClient, a LangChain Embeddings (embed_documents), "
+    "or a LlamaIndex BaseEmbedding (get_text_embedding_batch)"
+)
+
+
+def encoder_kind(encoder: object) -> str:
+    """Which kind of encoder ``encoder`` is: ``"phospho"``, ``"phospho-async"``,
+    ``"llama-index"`` or ``"langchain"``.
+
+    Raises:
+        TypeError: ``encoder`` is none of them; the message lists what is accepted.
+    """
+    if isinstance(encoder, PhosphoClient):
+        return "phospho"
+    if isinstance(encoder, AsyncPhosphoClient):
+        return "phospho-async"
+    # LlamaIndex first: an object with both interfaces is more likely a LlamaIndex
+    # embedding wrapped for LangChain than the reverse, and both give the same vectors.
+    if callable(getattr(encoder, "get_text_embedding_batch", None)):
+        return "llama-index"
+    if callable(getattr(encoder, "embed_documents", None)):
+        return "langchain"
+    raise TypeError(f"encoder must be {_ACCEPTED}; got {type(encoder).__name__}")
+
+
+def encode(encoder: Encoder, texts: Sequence[str]) -> NDArray[np.float32]:
+    """Embed ``texts`` with ``encoder``; return an array of shape ``(len(texts), dim)``.
+
+    An `AsyncPhosphoClient` is run with ``asyncio.run`` (the call blocks until done). No
+    texts give an array of shape ``(0, 0)`` without calling the encoder.
+
+    Raises:
+        TypeError: ``encoder`` is not an accepted encoder, or ``texts`` is a single string.
+        RuntimeError: ``encoder`` is an `AsyncPhosphoClient` and an event loop is running in
+            this thread (``asyncio.run`` cannot nest): ``await aencode(...)`` instead.
+        ValueError: the encoder returned vectors that do not form a finite matrix (see
+            `as_matrix`).
+        PhosphoError: what the client raised (e.g. ``BatchEmbeddingError``).
+    """
+    items = _text_list(texts)
+    kind = encoder_kind(encoder)
+    if not items:
+        return np.zeros((0, 0), dtype=np.float32)
+    rows: Sequence[Sequence[float]]
+    if isinstance(encoder, PhosphoClient):
+        rows = encoder.embed_many(items)
+    elif isinstance(encoder, AsyncPhosphoClient):
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            rows = asyncio.run(encoder.embed_many(items))
+        else:
+            raise RuntimeError(
+                "an AsyncPhosphoClient cannot be used from synchronous code while an event "
+                "loop is running in this thread: await the async twin instead "
+                "(adiscover_intents, aencode), or pass a PhosphoClient"
+            )
+    elif kind == "llama-index":
+        rows = cast(LlamaIndexEmbedding, encoder).get_text_embedding_batch(items)
+    else:
+        rows = cast(LangChainEmbeddings, encoder).embed_documents(items)
+    return as_matrix(rows, expected=len(items), what="the encoder's vectors")
+
+
+async def aencode(encoder: Encoder, texts: Sequence[str]) -> NDArray[np.float32]:
+    """Async `encode`: native async calls where the encoder has them; a `PhosphoClient`
+    (or a framework object without the async method) runs in a worker thread, so the event
+    loop is never blocked.
+
+    Raises:
+        The same as `encode`, except ``RuntimeError``.
+    """
+    items = _text_list(texts)
+    kind = encoder_kind(encoder)
+    if not items:
+        return np.zeros((0, 0), dtype=np.float32)
+    rows: Sequence[Sequence[float]]
+    if isinstance(encoder, PhosphoClient):
+        rows = await asyncio.to_thread(encoder.embed_many, items)
+    elif isinstance(encoder, AsyncPhosphoClient):
+        rows = await encoder.embed_many(items)
+    elif kind == "llama-index":
+        llama = cast(LlamaIndexEmbedding, encoder)
+        if callable(getattr(llama, "aget_text_embedding_batch", None)):
+            rows = await llama.aget_text_embedding_batch(items)
+        else:
+            rows = await asyncio.to_thread(llama.get_text_embedding_batch, items)
+    else:
+        langchain = cast(LangChainEmbeddings, encoder)
+        if callable(getattr(langchain, "aembed_documents", None)):
+            rows = await langchain.aembed_documents(items)
+        else:
+            rows = await asyncio.to_thread(langchain.embed_documents, items)
+    return as_matrix(rows, expected=len(items), what="the encoder's vectors")
+
+
+def as_matrix(
+    vectors: Any, *, expected: int | None = None, what: str = "vectors"
+) -> NDArray[np.float32]:
+    """``vectors`` (an array or a sequence of equal-length sequences of numbers) as a
+    float32 array of shape ``(n, dim)``, checked row by row.
+
+    An ``(n, dim)`` float32 array is returned as is (no copy).
+
+    Args:
+        vectors: the vectors.
+        expected: the number of rows there must be (``None``: any).
+        what: how error messages name the vectors, e.g. ``"vectors"`` gives
+            ``vectors[3]``.
+
+    Raises:
+        ValueError: not two-dimensional, rows of different lengths, zero-length rows, a
+            number of rows other than ``expected``, or a NaN or infinite value; the message
+            names the first offending row.
+        TypeError: a value is not a number.
+    """
+    if isinstance(vectors, np.ndarray):
+        matrix = vectors
+    else:
+        rows = list(vectors)
+        lengths = [_row_length(row, f"{what}[{i}]") for i, row in enumerate(rows)]
+        for i, length in enumerate(lengths):
+            if length != lengths[0]:
+                raise ValueError(
+                    f"{what}[{i}] has {length} values but {what}[0] has {lengths[0]}: every "
+                    "vector must have the same length (vectors from different models?)"
+                )
+        try:
+            matrix = np.asarray(rows, dtype=np.float32)
+        except (TypeError, ValueError) as error:
+            raise TypeError(f"{what} must hold numbers only: {error}") from None
+        if not rows:
+            matrix = matrix.reshape(0, 0)
+    if matrix.ndim != 2:
+        raise ValueError(
+            f"{what} must be two-dimensional, shape (n_texts, dim); got shape {matrix.shape}"
+        )
+    if expected is not None and matrix.shape[0] != expected:
+        raise ValueError(f"{what}: expected {expected} vectors, got {matrix.shape[0]}")
+    if matrix.shape[0] and matrix.shape[1] == 0:
+        raise ValueError(f"{what} have zero length: there is nothing to compare")
+    if matrix.dtype != np.float32:
+        if not np.issubdtype(matrix.dtype, np.number) or np.iscomplexobj(matrix):
+            raise TypeError(f"{what} must hold real numbers, got dtype {matrix.dtype}")
+        matrix = matrix.astype(np.float32)
+    finite = np.isfinite(matrix).all(axis=1)
+    if not finite.all():
+        row = int(np.argmin(finite))
+        raise ValueError(f"{what}[{row}] holds a NaN or infinite value")
+    return matrix
+
+
+def _row_length(row: Any, name: str) -> int:
+    if isinstance(row, (str, bytes)) or not hasattr(row, "__len__"):
+        raise TypeError(f"{name} must be a sequence of numbers, got {type(row).__name__}")
+    return len(row)
+
+
+def _text_list(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise TypeError("texts must be a list of strings, not one string")
+    return list(texts)
