@@ -5,7 +5,7 @@ seen before, in this process, for 1536-dimensional vectors: (a) the vector as th
 floats the server serialises (what ``vector_values`` returns, its caches bypassed through
 ``__wrapped__``): semantic is tokenizing, summing the token vectors, normalising and the
 exact lift from 256 dimensions; lexical is hashing words, word pairs and character trigrams;
-(b) the whole success body (``_success_body.__wrapped__``: the vector and ``json.dumps`` of
+(b) the whole success body (``_success_body.__wrapped__``: the vector and ``orjson.dumps`` of
 the response). The four variants take turns on the same CLINC150 messages, fresh ones every
 round, in an order rotated each round; the medians over the rounds are reported (these
 machines are noisy), and each ratio is the median of the rounds' ratios. Loading the model
@@ -30,10 +30,10 @@ from phospho_embed.emulator._semantic import INSTALL_HINT, MODEL_NAME, _cached_v
 
 TITLE = "Emulator CPU per vector"
 DIMENSIONS = 1536
-GOAL = "Semantic vector costs no more CPU than the lexical one"
+GOAL = "A semantic vector costs no more CPU than a lexical one, on the whole request path"
 
 VECTOR = "the vector (`vector_values`: a list of floats)"
-BODY = "the whole success body (the vector + `json.dumps`)"
+BODY = "the whole success body (the vector + `orjson.dumps`)"
 
 # In a fresh interpreter: the emulator package is imported first, as the server has it, so
 # the time is load_model's own (importing numpy, safetensors and tokenizers, reading files).
@@ -164,7 +164,7 @@ def goals(result: dict[str, Any]) -> list[tuple[str, str, bool]]:
             GOAL,
             f"semantic / lexical: {times(vector)} for the vector "
             f"({times(body)} for the whole body, JSON included)",
-            vector <= 1.0,
+            vector <= 1.0 and body <= 1.0,
         )
     ]
 
@@ -208,7 +208,8 @@ def markdown(result: dict[str, Any]) -> str:
         parts.append(
             "The semantic body is dense, every coordinate a float printed with up to 17 "
             "digits, as a real model's answer would be; the lexical one is mostly zeros. "
-            "Serialising dense floats is what a semantic body costs beyond its vector."
+            "orjson serialises either in tens of microseconds (`json.dumps` took about 1.3 ms "
+            "for a dense body)."
         )
     parts.append(
         table(["goal", "measured", ""], [[g, m, verdict(ok)] for g, m, ok in goals(result)])

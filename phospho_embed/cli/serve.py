@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from phospho_embed.cli._common import Subparsers
 
 _MISSING_EXTRA = (
-    "'serve' needs FastAPI and uvicorn: pip install 'phospho-embed[emulator]' ({error})"
+    "'serve' needs the emulator extra: pip install 'phospho-embed[emulator]' ({error})"
 )
 
 

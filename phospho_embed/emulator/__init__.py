@@ -25,10 +25,12 @@ Needs the ``emulator`` extra: ``pip install 'phospho-embed[emulator]'`` (which b
 
 try:
     import fastapi  # noqa: F401
+    import orjson  # noqa: F401
     import uvicorn  # noqa: F401
 except ImportError as error:  # pragma: no cover - depends on the installation
     raise ImportError(
-        "phospho_embed.emulator needs FastAPI and uvicorn: pip install 'phospho-embed[emulator]'"
+        "phospho_embed.emulator needs FastAPI, uvicorn and orjson: "
+        "pip install 'phospho-embed[emulator]'"
     ) from error
 
 from ._semantic import SemanticModelUnavailableError, semantic_available
