@@ -18,7 +18,7 @@ The method and its defaults were chosen by measurement (see the package docstrin
    row goes to its nearest centre (cosine), so the labels are exactly what `assign` gives.
 4. Outliers: a row is in its nearest intent only if its similarity to the centre is at least
    the intent's median similarity minus ``outlier_threshold`` robust standard deviations
-   (1.4826 x the median absolute deviation, pooled over intents); otherwise -1. Intents left
+   (1.4826 x the median absolute deviation, see `_cutoffs`); otherwise -1. Intents left
    with fewer than ``min_size`` members are dissolved and their rows reassigned, until
    every intent has ``min_size``.
 
@@ -58,8 +58,8 @@ _GRID_POINTS = 24
 _CHUNK = 8192
 #: Consistency factor of the median absolute deviation for normally distributed values.
 _MAD_TO_SD = 1.4826
-#: The same for the mean absolute deviation (sqrt(pi / 2)).
-_MEAN_AD_TO_SD = 1.2533
+#: Weight, in rows, of the spread pooled over intents in each intent's own spread.
+_PRIOR_ROWS = 10
 
 
 def default_min_size(n: int) -> int:
@@ -226,8 +226,10 @@ def _all_equal(unit: Matrix) -> bool:
 
 def _projection(sample: Matrix, dims: int, random_state: int) -> Any:
     """A function projecting unit rows to at most ``dims`` dimensions (PCA fitted on
-    ``sample``, rows normalised again), or returning them as they are when small enough."""
-    if sample.shape[1] <= dims or sample.shape[0] <= dims:
+    ``sample``, rows normalised again), or returning them as they are when there are no
+    more sampled rows than dimensions (then Ward's tree is cheap, and the PCA's
+    eigendecomposition of the (dim, dim) covariance would cost more than it saves)."""
+    if sample.shape[1] <= dims or sample.shape[0] <= sample.shape[1]:
         return lambda rows: rows
     pca = require("sklearn.decomposition", "discover_intents").PCA(
         n_components=dims, svd_solver="covariance_eigh", random_state=random_state
@@ -317,13 +319,14 @@ def _settle(
 
 def _cutoffs(index: Labels, similarity: Matrix, k: int, threshold: float | None) -> Matrix:
     """Each centre's cut-off: the median similarity of its nearest rows minus ``threshold``
-    robust standard deviations, pooled over centres (small intents get a stable spread).
+    robust standard deviations.
 
-    Repeated messages count once (rows with the same centre and the same similarity), so a
-    message sent a thousand times cannot shrink the spread and push its neighbours out. The
-    spread is 1.4826 x the median absolute deviation, or the mean absolute deviation x
-    1.2533 (its normal consistency factor) when that is 0. No spread at all, or no
-    threshold: no cut-off.
+    An intent's spread is 1.4826 x the median absolute deviation of its similarities,
+    blended with the spread pooled over all intents as if that were `_PRIOR_ROWS` more
+    rows (so a small intent borrows strength, a large one speaks for itself). Repeated
+    messages count once (rows with the same centre and the same similarity): a message sent
+    a thousand times cannot shrink the spread and push its neighbours out. A spread of 0
+    (identical rows) or no threshold: no cut-off.
     """
     if threshold is None or k == 0:
         return np.full(k, -np.inf, dtype=np.float32)
@@ -333,12 +336,16 @@ def _cutoffs(index: Labels, similarity: Matrix, k: int, threshold: float | None)
     first[1:] = (group[1:] != group[:-1]) | (value[1:] != value[:-1])
     group, value = group[first], value[first].astype(np.float64)
     bounds = np.searchsorted(group, np.arange(k + 1))
-    medians = np.array([np.median(value[a:b]) if b > a else 1.0 for a, b in pairwise(bounds)])
-    deviations = np.abs(value - medians[group])
-    spread = _MAD_TO_SD * float(np.median(deviations)) if deviations.size else 0.0
-    if spread == 0.0 and deviations.size:
-        spread = _MEAN_AD_TO_SD * float(deviations.mean())
-    if spread == 0.0:
-        return np.full(k, -np.inf, dtype=np.float32)
-    cutoffs: Matrix = (medians - threshold * spread).astype(np.float32)
+    medians = np.ones(k)
+    mads = np.zeros(k)
+    for j, (start, stop) in enumerate(pairwise(bounds)):
+        if stop > start:
+            medians[j] = np.median(value[start:stop])
+            mads[j] = np.median(np.abs(value[start:stop] - medians[j]))
+    counts = np.diff(bounds)
+    pooled = float(np.median(np.abs(value - medians[group]))) if value.size else 0.0
+    spread = _MAD_TO_SD * np.sqrt(
+        (counts * mads**2 + _PRIOR_ROWS * pooled**2) / (counts + _PRIOR_ROWS)
+    )
+    cutoffs: Matrix = np.where(spread > 0, medians - threshold * spread, -np.inf).astype(np.float32)
     return cutoffs

@@ -11,7 +11,9 @@ one intent and rare in the others come first.
 
 Terms are words and word pairs counted by scikit-learn's ``CountVectorizer`` with its
 English stop-word list: stop words are handled for **English** only; other languages keep
-their function words (pass ``stop_words`` through `discover_intents` to change that).
+their function words (pass ``stop_words`` through `discover_intents` to change that). A
+word is two characters or more with at least one letter: numbers alone (order numbers,
+amounts) say little about an intent, while "6am" or "401k" do.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ from phospho_embed.discovery._deps import require
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
+
+
+#: Words of two or more characters with at least one letter (see the module's docstring).
+WORD_PATTERN = r"(?u)\b(?=\w*[^\W\d_])\w\w+\b"
 
 
 class Keyword(NamedTuple):
@@ -61,7 +67,9 @@ def class_tfidf(
         return keywords
     text_module = require("sklearn.feature_extraction.text", "intent keywords")
     sparse = require("scipy.sparse", "intent keywords")
-    vectorizer = text_module.CountVectorizer(stop_words=stop_words, ngram_range=(1, 2))
+    vectorizer = text_module.CountVectorizer(
+        stop_words=stop_words, ngram_range=(1, 2), token_pattern=WORD_PATTERN
+    )
     try:
         counts = vectorizer.fit_transform([texts[int(i)] for i in members])
     except ValueError:  # only stop words (or no word at all): nothing to rank

@@ -33,7 +33,7 @@ def project_2d(unit: NDArray[np.float32], fit_rows: NDArray[np.int64], random_st
     if unit.shape[1] < 2 or unit.shape[0] < 2:
         return np.zeros((unit.shape[0], 2), dtype=np.float32)
     decomposition = require("sklearn.decomposition", "the intent map")
-    pca = decomposition.PCA(n_components=2, svd_solver="covariance_eigh", random_state=random_state)
+    pca = decomposition.PCA(n_components=2, svd_solver="randomized", random_state=random_state)
     pca.fit(unit[fit_rows])
     return pca.transform(unit)
 
@@ -55,16 +55,18 @@ def map_figure(
     figure: Figure = figure_module.Figure(figsize=(10, 7.5), dpi=100)
     axes = figure.add_subplot()
     palette = colormaps[_PALETTE]
+    # Dots shrink as they multiply: a few hundred stay visible, tens of thousands stay apart.
+    size = float(np.clip(3000 / max(1, len(points)), 4, 30))
     for value, colour in ((-2, _KNOWN_COLOUR), (-1, _OUTLIER_COLOUR)):
         background = labels == value
         if background.any():
             x, y = points[background].T
-            axes.scatter(x, y, s=4, c=colour, alpha=0.5, linewidths=0)
+            axes.scatter(x, y, s=size * 0.7, c=colour, alpha=0.5, linewidths=0)
     inside = labels >= 0
     if inside.any():
         colours = palette(labels[inside] % palette.N)
         x, y = points[inside].T
-        axes.scatter(x, y, s=6, c=colours, alpha=0.8, linewidths=0)
+        axes.scatter(x, y, s=size, c=colours, alpha=0.8, linewidths=0)
     outline = [effects.withStroke(linewidth=3, foreground="white")]
     for intent in range(min(named, len(names))):
         members = points[labels == intent]

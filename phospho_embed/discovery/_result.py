@@ -635,12 +635,12 @@ def _figure(value: float) -> str:
 
 def _selection_text(selection: Selection) -> str:
     if selection.method == "given":
-        return f"number of intents given: {selection.k}"
+        return f"Number of intents given: {selection.k}"
     if selection.method == "silhouette":
         return (
-            f"number of intents chosen by cosine silhouette on {selection.sample_size:,} "
+            f"Number of intents chosen by cosine silhouette on {selection.sample_size:,} "
             f"messages: {selection.k} (best of {len(selection.scores)} candidates)"
         )
     if selection.method == "single":
-        return "every message has the same vector: one intent"
-    return "too few messages for an intent of the minimum size"
+        return "Every message has the same vector: one intent"
+    return "Too few messages for an intent of the minimum size"
