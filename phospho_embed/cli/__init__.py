@@ -17,7 +17,7 @@ from types import ModuleType
 
 from phospho_embed import wire
 from phospho_embed._version import __version__
-from phospho_embed.cli import classify, demo, embed, serve
+from phospho_embed.cli import classify, demo, discover, embed, serve
 from phospho_embed.cli._common import (
     EXIT_FAILURES,
     EXIT_INTERRUPTED,
@@ -31,7 +31,7 @@ from phospho_embed.errors import PhosphoError
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: The subcommands, in the order ``--help`` lists them.
-COMMANDS: list[ModuleType] = [embed, classify, serve, demo]
+COMMANDS: list[ModuleType] = [embed, classify, discover, serve, demo]
 
 
 def build_parser() -> argparse.ArgumentParser:
