@@ -3,21 +3,24 @@
 Without ``PHOSPHO_API_KEY`` it starts the local emulator with LLM-like latency (and says so);
 with a key it talks to the real API. Four short screens: intents classified with
 out-of-topic messages rejected, a LangChain router chain, a LlamaIndex query engine routed by
-intent, and the speed of batch embedding against a one-by-one loop.
+intent, intents discovered in unlabelled messages (with the ones the classifier does not
+cover yet, and an HTML report), and the speed of batch embedding against a one-by-one loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TextIO
 
 from phospho_embed import PhosphoClient
 from phospho_embed._settings import API_KEY_ENV, BASE_URL_ENV
-from phospho_embed.demo_data import EXAMPLES, EXPECTED, HELD_OUT, LABELLED, MESSAGES
+from phospho_embed.demo_data import EXAMPLES, EXPECTED, HELD_OUT, LABELLED, MESSAGES, UNLABELLED
 from phospho_embed.intents import IntentClassifier
 from phospho_embed.wire import DEFAULT_BASE_URL
 
@@ -62,8 +65,8 @@ def endpoint(
         yield {**settings, "api_key": "demo", "base_url": emulator.base_url}
 
 
-def classify(settings: dict[str, Any], out: TextIO) -> None:
-    """Screen 1: classification with out-of-topic rejection."""
+def classify(settings: dict[str, Any], out: TextIO) -> IntentClassifier:
+    """Screen 1: classification with out-of-topic rejection; returns the fitted classifier."""
     _title("1. Classify messages by intent, rejecting out-of-topic ones", out)
     with PhosphoClient(**settings) as client:
         classifier = IntentClassifier.from_examples(EXAMPLES, client=client)
@@ -82,6 +85,7 @@ def classify(settings: dict[str, Any], out: TextIO) -> None:
             verdict = match.intent or f"OUT OF TOPIC (closest: {match.top})"
             mark = "" if match.intent == meant else f"  (meant: {meant or 'out of topic'})"
             print(f"  {message:<48} -> {verdict}  [score {match.score:.2f}]{mark}", file=out)
+    return classifier
 
 
 def langchain_router(settings: dict[str, Any], out: TextIO) -> None:
@@ -107,9 +111,46 @@ def langchain_router(settings: dict[str, Any], out: TextIO) -> None:
     embeddings.close()
 
 
+def discover(
+    settings: dict[str, Any], classifier: IntentClassifier, out: TextIO, report_dir: Path
+) -> Path:
+    """Screen 4: intents found in unlabelled messages, those not covered yet, the report."""
+    from phospho_embed.discovery import discover_intents
+
+    _title(f"4. Discover the intents in {len(UNLABELLED)} unlabelled messages", out)
+    with PhosphoClient(**settings) as client:
+        vectors = client.embed_many(UNLABELLED)  # once, for both discoveries
+    found = discover_intents(UNLABELLED, vectors=vectors)
+    print(found.summary().splitlines()[0], file=out)
+    _intent_table(found.intents, out)
+    # The classifier of screen 1 already covers six intents: cluster only what it rejects.
+    gaps = discover_intents(UNLABELLED, vectors=vectors, known=classifier)
+    print(
+        f"\nNot covered yet: {gaps.covered_by_known} messages match the classifier's "
+        f"{len(classifier.intents)} intents; what it rejects holds {len(gaps.intents)} new ones:",
+        file=out,
+    )
+    _intent_table(gaps.intents, out)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    report = report_dir / "intents.html"
+    found.report(report, title="Intents in the demo's support messages")
+    print(f"\nThe report (map, table, quality): {report}  (open it in a browser)", file=out)
+    return report
+
+
+def _intent_table(intents: Any, out: TextIO) -> None:
+    print(f"  {'size':>4}  {'share':>5}  {'name':<36} example", file=out)
+    for intent in intents:
+        print(
+            f"  {intent.size:>4}  {intent.share:>5.0%}  {intent.name[:36]:<36} "
+            f"{intent.examples[0]}",
+            file=out,
+        )
+
+
 def speed(settings: dict[str, Any], out: TextIO, count: int = 24) -> None:
-    """Screen 4: ``embed_many`` against a loop of single requests on the same endpoint."""
-    _title(f"4. Speed: {count} messages, batch against one-by-one", out)
+    """Screen 5: ``embed_many`` against a loop of single requests on the same endpoint."""
+    _title(f"5. Speed: {count} messages, batch against one-by-one", out)
     texts = [f"{message} (ticket {i})" for i, message in enumerate(MESSAGES * count)][:count]
     with PhosphoClient(**settings) as client:
         started = time.perf_counter()
@@ -167,14 +208,23 @@ def llama_index_router(settings: dict[str, Any], out: TextIO) -> None:
         print(f"  {message:<48} -> {response}", file=out)
 
 
-def run(out: TextIO, latency: float | None = None, **settings: Any) -> int:
+def run(
+    out: TextIO,
+    latency: float | None = None,
+    report_dir: Path | None = None,
+    **settings: Any,
+) -> int:
     """The whole demo; ``settings`` are client settings (``api_key``, ``base_url``,
-    ``max_concurrency``...), ``latency`` the emulator's. Returns the process exit code."""
+    ``max_concurrency``...), ``latency`` the emulator's, ``report_dir`` where the discovery
+    report goes (default: ``phospho-embed-demo`` in the temporary directory). Returns the
+    process exit code."""
     started = time.perf_counter()
+    report_dir = report_dir or Path(tempfile.gettempdir()) / "phospho-embed-demo"
     with endpoint(out, latency, **settings) as settings:
-        classify(settings, out)
+        classifier = classify(settings, out)
         langchain_router(settings, out)
         llama_index_router(settings, out)
+        discover(settings, classifier, out, report_dir)
         speed(settings, out)
     print(f"\nDone in {time.perf_counter() - started:.0f} s.", file=out)
     return 0

@@ -6,6 +6,8 @@ measure the fitted classifier on (``HELD_OUT``, never used for fitting), and fre
 (``MESSAGES``) that are paraphrases: none shares a content word with its intent's examples,
 so they are recognised by meaning, not wording (the emulator's semantic vectors find them;
 its lexical vectors reject them all). Two of them match no intent (out of topic).
+``UNLABELLED`` is a week of messages as a support team gets them, without labels, for intent
+discovery: the six intents, plus two that no example covers (discount codes, opening hours).
 """
 
 from __future__ import annotations
@@ -137,3 +139,37 @@ EXPECTED: list[tuple[str, str | None]] = [
 
 MESSAGES: list[str] = [text for text, _ in EXPECTED]
 """The fresh messages alone: five in topic, two out of topic."""
+
+NEW_INTENTS: dict[str, list[str]] = {
+    "discount_code": [
+        "my discount code does not work",
+        "the promo code is rejected at checkout",
+        "how do I apply a coupon",
+        "where do I enter my voucher code",
+        "is there a discount for students",
+        "the coupon says expired but it should be valid",
+        "can I use two promo codes on one order",
+        "my voucher was not applied to the total",
+    ],
+    "store_hours": [
+        "what time does your shop open",
+        "are you open on Sunday",
+        "what are your opening hours",
+        "when does the store close tonight",
+        "is the shop open on public holidays",
+        "what time do you open tomorrow morning",
+        "are your stores open late on Friday",
+    ],
+}
+"""Two intents customers ask about that ``EXAMPLES`` does not cover: what gap analysis finds."""
+
+UNLABELLED_INTENTS: list[tuple[str, str]] = sorted(
+    [(text, intent) for intent, texts in EXAMPLES.items() for text in texts]
+    + [(text, intent) for text, intent in LABELLED + HELD_OUT if intent is not None]
+    + [(text, intent) for intent, texts in NEW_INTENTS.items() for text in texts],
+    key=lambda pair: (len(pair[0]) * 7919 + sum(map(ord, pair[0]))) % 101,
+)
+"""Every in-topic message above with its intent, in a fixed mixed order (the gold labels)."""
+
+UNLABELLED: list[str] = [text for text, _ in UNLABELLED_INTENTS]
+"""``UNLABELLED_INTENTS`` without the labels: what intent discovery is given."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from phospho_embed.cli._common import add_client_arguments, client_settings
@@ -16,10 +17,12 @@ def register(subparsers: Subparsers) -> None:
     """Add the ``demo`` subcommand."""
     parser = subparsers.add_parser(
         "demo",
-        help="classify and route customer-support messages by intent, and compare speeds",
+        help="classify, route and discover customer-support intents, and compare speeds",
         description="Classify messages by intent (rejecting out-of-topic ones), route them "
-        "with LangChain and LlamaIndex, and compare batch embedding with a one-by-one loop. "
-        "Without an API key it starts a local emulator with LLM-like latency.",
+        "with LangChain and LlamaIndex, discover the intents in unlabelled messages (and "
+        "those the classifier does not cover yet, with an HTML report), and compare batch "
+        "embedding with a one-by-one loop. Without an API key it starts a local emulator "
+        "with LLM-like latency.",
     )
     parser.add_argument(
         "--latency",
@@ -29,6 +32,14 @@ def register(subparsers: Subparsers) -> None:
         help="per-request latency of the local emulator, when no API key is set "
         "(default: 0.3, like the LLM-backed API)",
     )
+    parser.add_argument(
+        "--report-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where to write the discovery report, intents.html (default: "
+        "phospho-embed-demo in the temporary directory)",
+    )
     add_client_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -37,4 +48,6 @@ def run(args: argparse.Namespace) -> int:
     """Run the demo on stdout."""
     from phospho_embed import _demo  # imports the frameworks: only when the demo runs
 
-    return _demo.run(sys.stdout, latency=args.latency, **client_settings(args))
+    return _demo.run(
+        sys.stdout, latency=args.latency, report_dir=args.report_dir, **client_settings(args)
+    )

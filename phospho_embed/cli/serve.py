@@ -16,9 +16,7 @@ from phospho_embed.cli._common import EXIT_USAGE, CLIError
 if TYPE_CHECKING:
     from phospho_embed.cli._common import Subparsers
 
-_MISSING_EXTRA = (
-    "'serve' needs the emulator extra: pip install 'phospho-embed[emulator]' ({error})"
-)
+_MISSING_EXTRA = "'serve' needs the emulator extra: pip install 'phospho-embed[emulator]' ({error})"
 
 
 def register(subparsers: Subparsers) -> None:

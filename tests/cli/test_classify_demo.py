@@ -90,10 +90,11 @@ def test_classify_explains_bad_examples(cli: RunCLI, emulator: Emulator, tmp_pat
     assert emulator.stats.requests == 0
 
 
-def test_demo_runs_on_its_own_emulator() -> None:
+def test_demo_runs_on_its_own_emulator(tmp_path: Path) -> None:
     # As `make demo` runs it: a process, no key in the environment, a local emulator.
+    command = ["demo", "--latency", "0.05", "--report-dir", str(tmp_path)]
     result = subprocess.run(
-        [sys.executable, "-m", "phospho_embed.cli", "demo", "--latency", "0.05"],
+        [sys.executable, "-m", "phospho_embed.cli", *command],
         capture_output=True,
         text=True,
         timeout=300,
@@ -103,8 +104,11 @@ def test_demo_runs_on_its_own_emulator() -> None:
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "No PHOSPHO_API_KEY: using a local emulator" in out
-    for title in ("1. Classify", "2. LangChain", "3. LlamaIndex", "4. Speed"):
+    for title in ("1. Classify", "2. LangChain", "3. LlamaIndex", "4. Discover", "5. Speed"):
         assert title in out
+    report = tmp_path / "intents.html"
+    assert f"The report (map, table, quality): {report}" in out
+    assert "<table" in report.read_text()
     assert out.count("OUT OF TOPIC") == 2
     assert out.count("Sorry, I can only help") == 4  # out of topic, LangChain and LlamaIndex
     assert "x faster" in out
@@ -115,6 +119,10 @@ def test_demo_runs_on_its_own_emulator() -> None:
         assert "(meant:" not in out
         for text, intent in EXPECTED:
             assert f"{text:<48} -> {intent or 'OUT OF TOPIC'}" in out
+        # Gap analysis finds the two intents the examples do not cover.
+        assert "what it rejects holds 2 new ones" in out
+        assert "code, coupon, discount" in out
+        assert "open, shop, time" in out
 
 
 # Words that carry no intent: the demo's paraphrases may share these, and only these.
