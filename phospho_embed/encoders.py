@@ -153,7 +153,9 @@ async def aencode(encoder: Encoder, texts: Sequence[str]) -> NDArray[np.float32]
     loop is never blocked.
 
     Raises:
-        The same as `encode`, except ``RuntimeError``.
+        TypeError: ``encoder`` is not an accepted encoder, or ``texts`` is a single string.
+        ValueError: the encoder returned vectors that do not form a finite matrix.
+        PhosphoError: what the client raised (e.g. ``BatchEmbeddingError``).
     """
     items = _text_list(texts)
     kind = encoder_kind(encoder)

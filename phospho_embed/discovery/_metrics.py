@@ -19,19 +19,19 @@ if TYPE_CHECKING:
 class ClusterQuality:
     """Internal quality of the intents, from the vectors alone (scikit-learn's metrics).
 
-    Computed on the messages in an intent, in the cosine geometry of the clustering (unit
-    vectors after centring, where Euclidean distance is a function of cosine). Each figure
-    is ``nan`` with fewer than two intents.
+    Computed on the messages in an intent (a fixed random sample of at most
+    ``sample_size`` of them: the silhouette is quadratic in their number), in the cosine
+    geometry of the clustering (unit vectors after centring, where Euclidean distance is a
+    function of cosine). Each figure is ``nan`` with fewer than two intents.
 
     Attributes:
         silhouette: mean silhouette with cosine distance (Rousseeuw 1987), in [-1, 1],
-            higher is better; on a random sample of at most ``sample_size`` messages
-            (it is quadratic in their number).
+            higher is better.
         calinski_harabasz: between- to within-intent dispersion ratio (Calinski and
-            Harabasz 1974), higher is better; on every message in an intent.
+            Harabasz 1974), higher is better.
         davies_bouldin: mean similarity of each intent to its closest one (Davies and
-            Bouldin 1979), lower is better (0 is best); on every message in an intent.
-        messages: how many messages the figures cover (those in an intent).
+            Bouldin 1979), lower is better (0 is best).
+        messages: how many messages the figures were computed on.
     """
 
     silhouette: float
@@ -77,20 +77,16 @@ def quality(
 ) -> ClusterQuality:
     """`ClusterQuality` of ``labels`` (n,) over the unit rows ``unit`` (n, dim)."""
     members = np.flatnonzero(labels >= 0)
+    if members.size > sample_size:
+        rng = np.random.default_rng(random_state)
+        members = np.sort(rng.choice(members, size=sample_size, replace=False))
     found = len(np.unique(labels[members]))
     if found < 2 or members.size <= found:
         return ClusterQuality(math.nan, math.nan, math.nan, int(members.size))
     metrics = require("sklearn.metrics", "cluster quality")
     rows, assigned = unit[members], labels[members]
-    silhouette = metrics.silhouette_score(
-        rows,
-        assigned,
-        metric="cosine",
-        sample_size=min(sample_size, members.size),
-        random_state=random_state,
-    )
     return ClusterQuality(
-        silhouette=float(silhouette),
+        silhouette=float(metrics.silhouette_score(rows, assigned, metric="cosine")),
         calinski_harabasz=float(metrics.calinski_harabasz_score(rows, assigned)),
         davies_bouldin=float(metrics.davies_bouldin_score(rows, assigned)),
         messages=int(members.size),

@@ -377,8 +377,9 @@ class DiscoveryResult:
         Args:
             timestamps: as for `trend`.
             freq: the period length, as for `trend`.
-            before, after: the periods to compare, by label (as `trend` writes them) or by
-                any timestamp inside; default: the last two periods that have messages.
+            before: the earlier period, by label (as `trend` writes them) or by any
+                timestamp inside; default: the last but one period that has messages.
+            after: the later period, the same way; default: the last one with messages.
             z: the z statistic a change needs.
 
         Returns:

@@ -2,7 +2,7 @@
 CLINC150 subset, and clients aimed at the emulator.
 
 Thresholds on CLINC150 hold for both kinds of emulator vectors (lexical hashed n-grams and
-the semantic model), measured on this exact subset: lexical NMI 0.74, semantic 0.95.
+the semantic model), measured on this exact subset: lexical NMI 0.73, semantic 0.96.
 """
 
 from __future__ import annotations
