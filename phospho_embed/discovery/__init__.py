@@ -85,6 +85,7 @@ from phospho_embed.discovery._cluster import Selection
 from phospho_embed.discovery._deps import INSTALL_HINT
 from phospho_embed.discovery._discover import adiscover_intents, discover_intents
 from phospho_embed.discovery._metrics import ClusterQuality, Evaluation
+from phospho_embed.discovery._metrics import evaluate as evaluate_labels
 from phospho_embed.discovery._naming import Namer, NamingWarning
 from phospho_embed.discovery._result import DiscoveredIntent, DiscoveryResult, MessageRecord
 from phospho_embed.discovery._trend import DriftRow, Records, TrendRow
@@ -104,4 +105,5 @@ __all__ = [
     "TrendRow",
     "adiscover_intents",
     "discover_intents",
+    "evaluate_labels",
 ]

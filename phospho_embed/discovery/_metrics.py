@@ -95,7 +95,8 @@ def quality(
 
 def evaluate(predicted: NDArray[np.int64], gold: Sequence[Hashable]) -> Evaluation:
     """Compare ``predicted`` (n,) intents (-1: none) with ``gold`` labels (any hashable
-    values, one per message).
+    values, one per message): `Evaluation`'s figures for any clustering, e.g. to compare
+    another method's labels with `DiscoveryResult.evaluate`'s.
 
     Raises:
         ValueError: ``gold`` has another length than ``predicted``.

@@ -8,8 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from phospho_embed.discovery import discover_intents
-from phospho_embed.discovery._metrics import evaluate
+from phospho_embed.discovery import discover_intents, evaluate_labels
 from phospho_embed.discovery._trend import parse_timestamps, periods
 from phospho_embed.intents import IntentClassifier
 from tests.discovery.conftest import sphere_clusters, words_for
@@ -18,19 +17,19 @@ from tests.discovery.conftest import sphere_clusters, words_for
 
 
 def test_a_perfect_clustering_scores_one_whatever_its_ids() -> None:
-    report = evaluate(np.array([2, 2, 0, 0, 1, 1]), ["a", "a", "b", "b", "c", "c"])
+    report = evaluate_labels(np.array([2, 2, 0, 0, 1, 1]), ["a", "a", "b", "b", "c", "c"])
     assert (report.nmi, report.ari, report.acc, report.coverage) == (1.0, 1.0, 1.0, 1.0)
     assert (report.intents, report.classes) == (3, 3)
 
 
 def test_accuracy_matches_intents_to_labels_one_to_one() -> None:
     # Intent 0 holds a and b: only one of them can be matched to it (Hungarian matching).
-    report = evaluate(np.array([0, 0, 0, 0, 1, 1]), ["a", "a", "b", "b", "c", "c"])
+    report = evaluate_labels(np.array([0, 0, 0, 0, 1, 1]), ["a", "a", "b", "b", "c", "c"])
     assert report.acc == pytest.approx(4 / 6)
 
 
 def test_messages_left_out_count_against_accuracy_and_coverage_only() -> None:
-    report = evaluate(np.array([0, 0, -1, 1, 1, -1]), ["a", "a", "a", "b", "b", "b"])
+    report = evaluate_labels(np.array([0, 0, -1, 1, 1, -1]), ["a", "a", "a", "b", "b", "b"])
     assert report.acc == pytest.approx(4 / 6)
     assert report.coverage == pytest.approx(4 / 6)
     assert report.nmi == 1.0  # on the messages placed in an intent
@@ -38,7 +37,7 @@ def test_messages_left_out_count_against_accuracy_and_coverage_only() -> None:
 
 def test_evaluate_needs_one_label_per_message() -> None:
     with pytest.raises(ValueError, match="2 labels for 3 messages"):
-        evaluate(np.array([0, 1, 1]), ["a", "b"])
+        evaluate_labels(np.array([0, 1, 1]), ["a", "b"])
 
 
 # -- time ---------------------------------------------------------------------------------
