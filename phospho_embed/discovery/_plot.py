@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from numpy.typing import NDArray
 
-#: Colours of intents (cycled); messages in no intent are grey, in a known intent pale blue.
+#: Colours of intents (cycled): tab20's ten strong colours, then its ten pale ones; messages
+#: in no intent are grey, in a known intent pale blue.
 _PALETTE = "tab20"
 _OUTLIER_COLOUR = "#b0b0b0"
 _KNOWN_COLOUR = "#c6dbef"
@@ -54,7 +55,7 @@ def map_figure(
     colormaps = require("matplotlib", "the intent map").colormaps
     figure: Figure = figure_module.Figure(figsize=(10, 7.5), dpi=100)
     axes = figure.add_subplot()
-    palette = colormaps[_PALETTE]
+    palette = _colours(colormaps)
     # Dots shrink as they multiply: a few hundred stay visible, tens of thousands stay apart.
     size = float(np.clip(3000 / max(1, len(points)), 4, 30))
     for value, colour in ((-2, _KNOWN_COLOUR), (-1, _OUTLIER_COLOUR)):
@@ -64,7 +65,7 @@ def map_figure(
             axes.scatter(x, y, s=size * 0.7, c=colour, alpha=0.5, linewidths=0)
     inside = labels >= 0
     if inside.any():
-        colours = palette(labels[inside] % palette.N)
+        colours = palette[labels[inside] % len(palette)]
         x, y = points[inside].T
         axes.scatter(x, y, s=size, c=colours, alpha=0.8, linewidths=0)
     outline = [effects.withStroke(linewidth=3, foreground="white")]
@@ -104,7 +105,7 @@ def trend_figure(
     colormaps = require("matplotlib", "the trend chart").colormaps
     figure: Figure = figure_module.Figure(figsize=(10, 4.5), dpi=100)
     axes = figure.add_subplot()
-    palette = colormaps[_PALETTE]
+    palette = _colours(colormaps)
     x = np.arange(len(periods))
     for series, name in enumerate(names):
         axes.plot(
@@ -112,7 +113,7 @@ def trend_figure(
             shares[:, series] * 100,
             marker="o",
             markersize=3,
-            color=palette(series % palette.N),
+            color=palette[series % len(palette)],
             label=_shorten(name),
         )
     step = max(1, len(periods) // 12)
@@ -129,6 +130,14 @@ def png_bytes(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def _colours(colormaps: Any) -> NDArray[np.float64]:
+    """tab20's colours as rows of RGB, the strong ones first (the pale ones are hard to
+    see on white, so they come only after ten intents)."""
+    colours = np.asarray(colormaps[_PALETTE].colors, dtype=np.float64)
+    reordered: NDArray[np.float64] = np.concatenate([colours[0::2], colours[1::2]])
+    return reordered
 
 
 def _shorten(name: str) -> str:

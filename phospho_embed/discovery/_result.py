@@ -582,11 +582,11 @@ class DiscoveryResult:
         periods = list(dict.fromkeys(row.period for row in rows))
         period_index = {period: p for p, period in enumerate(periods)}
         series = self.intents[:_TREND_SERIES]
-        shares = np.zeros((len(periods), len(series)))
+        # Periods without messages stay NaN: gaps in the lines, not false zeros.
+        shares = np.full((len(periods), len(series)), np.nan)
         for row in rows:
             if row.intent_id is not None and 0 <= row.intent_id < len(series):
-                share = 0.0 if math.isnan(row.share) else row.share
-                shares[period_index[row.period], row.intent_id] = share
+                shares[period_index[row.period], row.intent_id] = row.share
         figure = _plot.trend_figure(
             periods,
             shares,
