@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from benchmarks import clinc150, overhead, scaling, throttling, throughput, vectors
+from benchmarks import clinc150, discovery, overhead, scaling, throttling, throughput, vectors
 from benchmarks._harness import machine, table, verdict
 
 SCENARIOS: dict[str, ModuleType] = {
@@ -25,6 +25,7 @@ SCENARIOS: dict[str, ModuleType] = {
     "scaling": scaling,
     "throttling": throttling,
     "clinc150": clinc150,
+    "discovery": discovery,
     "vectors": vectors,
 }
 DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
