@@ -39,8 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="phospho-embed",
         description="Embed texts with phospho's intent-embed API, concurrently and "
-        "resumably; classify them by intent; serve a local emulator of the API; or run the "
-        "demo.",
+        "resumably; classify them by intent; discover the intents in unlabelled messages; "
+        "serve a local emulator of the API; or run the demo.",
         epilog="Run 'phospho-embed COMMAND --help' for a command's options. "
         "Exit status: 0 done, 1 some texts failed after their retries, 2 bad usage or input, "
         "3 stopped by the API (key, billing) or an unwritable output, 130 interrupted.",

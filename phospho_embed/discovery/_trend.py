@@ -248,7 +248,7 @@ def trend_rows(groups: Groups, times: Times, freq: str) -> Records[TrendRow]:
     """Counts and shares of every group in every period, with changes (`TrendRow`)."""
     period_of, labels = periods(times, freq)
     table = counts_by_period(groups, period_of, len(labels))
-    totals = table.sum(axis=1)
+    totals = table.sum(axis=1).tolist()  # Python ints: records hold plain numbers
     rows: Records[TrendRow] = Records()
     for p, label in enumerate(labels):
         for g, (intent_id, name) in enumerate(zip(groups.ids, groups.names, strict=True)):

@@ -34,6 +34,7 @@ NAV_ENTRIES = (
     "LangChain",
     "LlamaIndex",
     "Intent toolkit",
+    "Intent discovery",
     "Testing your app offline",
     "Command line",
     "Reliability",
