@@ -17,12 +17,15 @@ semantic vectors and once on lexical ones. The gold intents are used only to sco
   outlasts the quick run);
 - **HDBSCAN on the raw vectors** (``min_cluster_size=15``).
 
-Scores (`phospho_embed.discovery.Evaluation`): NMI and ARI on the messages a method placed in
-a cluster, ACC over all messages (clusters matched one-to-one to intents by the Hungarian
-algorithm; a message left out counts as wrong), and coverage. The scaling part times
-`discover_intents` on 10k, 50k and 100k vectors given (CLINC150's semantic vectors, each
-repeated with a small random perturbation), with tracemalloc's peak against the vectors'
-own size.
+Scores: NMI and ARI twice, on **all** messages (those a method left out forming one group of
+their own, so that leaving hard messages out is not free) and, as
+`phospho_embed.discovery.Evaluation` reports them, on the messages placed in a cluster only;
+ACC over all messages (clusters matched one-to-one to intents by the Hungarian algorithm; a
+message left out counts as wrong), and coverage. The goal is judged on all messages.
+
+The scaling part times `discover_intents` on 10k, 50k and 100k vectors given (CLINC150's
+semantic vectors, each repeated with a small random perturbation), with tracemalloc's peak
+against the vectors' own size.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from benchmarks._harness import percent, table
 from phospho_embed.discovery import discover_intents, evaluate_labels
@@ -130,7 +134,16 @@ def _compare(kind: str, texts: list[str], gold: list[str], quick: bool) -> list[
         labels = np.asarray(method(vectors, texts, k), dtype=np.int64)
         seconds = time.perf_counter() - started
         scores = evaluate_labels(labels, gold)
-        rows.append({"name": name, "oracle": oracle, "seconds": seconds, **asdict(scores)})
+        rows.append(
+            {
+                "name": name,
+                "oracle": oracle,
+                "seconds": seconds,
+                "nmi_all": normalized_mutual_info_score(gold, labels),
+                "ari_all": adjusted_rand_score(gold, labels),
+                **asdict(scores),
+            }
+        )
     return rows
 
 
@@ -187,13 +200,15 @@ def goals(result: dict[str, Any]) -> list[tuple[str, str, bool]]:
     for kind in result["kinds"]:
         rows = [r for r in result["comparison"][kind] if "skipped" not in r]
         ours, others = rows[0], [r for r in rows[1:] if not r["oracle"]]
-        best_nmi = max(r["nmi"] for r in others)
-        best_ari = max(r["ari"] for r in others)
+        best_nmi = max(r["nmi_all"] for r in others)
+        best_ari = max(r["ari_all"] for r in others)
         out.append(
             (
-                f"Discovery ({kind} vectors) beats every method not told k on NMI and ARI",
-                f"NMI {ours['nmi']:.3f} vs {best_nmi:.3f}, ARI {ours['ari']:.3f} vs {best_ari:.3f}",
-                ours["nmi"] > best_nmi and ours["ari"] > best_ari,
+                f"Discovery ({kind} vectors) beats every method not told k on NMI and ARI "
+                "(all messages)",
+                f"NMI {ours['nmi_all']:.3f} vs {best_nmi:.3f}, "
+                f"ARI {ours['ari_all']:.3f} vs {best_ari:.3f}",
+                ours["nmi_all"] > best_nmi and ours["ari_all"] > best_ari,
             )
         )
     largest = result["scaling"][-1]
@@ -213,17 +228,29 @@ def goals(result: dict[str, Any]) -> list[tuple[str, str, bool]]:
 
 def markdown(result: dict[str, Any]) -> str:
     """The section of docs/benchmarks.md."""
-    header = ["method", "NMI", "ARI", "ACC", "coverage", "clusters", "seconds"]
+    header = [
+        "method",
+        "NMI (all)",
+        "ARI (all)",
+        "NMI (placed)",
+        "ARI (placed)",
+        "ACC",
+        "coverage",
+        "clusters",
+        "seconds",
+    ]
 
     def rows(kind: str) -> list[list[str]]:
         out = []
         for r in result["comparison"][kind]:
             if "skipped" in r:
-                out.append([r["name"], *["-"] * 5, r["skipped"]])
+                out.append([r["name"], *["-"] * 7, r["skipped"]])
                 continue
             out.append(
                 [
                     r["name"],
+                    f"{r['nmi_all']:.3f}",
+                    f"{r['ari_all']:.3f}",
                     f"{r['nmi']:.3f}",
                     f"{r['ari']:.3f}",
                     percent(r["acc"]),
@@ -242,7 +269,9 @@ def markdown(result: dict[str, Any]) -> str:
         "(but for the oracle row). Every method clusters the same vectors, exactly the ones "
         "the emulator sends, computed in process. **They are the emulator's vectors, not "
         "phospho's model**: the comparison of methods is the point. NMI and ARI are computed "
-        "on the messages a method placed in a cluster; ACC (clusters matched to intents by "
+        "on all messages (those a method left out as one group: leaving the hard ones out "
+        "is not free) and on the messages placed only (what `evaluate` reports: it flatters "
+        "methods that leave many out, like HDBSCAN's); ACC (clusters matched to intents by "
         "the Hungarian algorithm) counts a message left out as wrong; coverage is the share "
         "placed.",
     ]

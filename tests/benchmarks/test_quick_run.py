@@ -58,6 +58,7 @@ def test_quick_benchmarks_write_a_page(tmp_path: Path) -> None:
     assert "| KMeans told the true k (an oracle) |" in page
     assert "full run only (`make bench`)" in page  # BERTopic's UMAP + HDBSCAN
     assert "Discovery well under a minute at 100k messages" in page
+    assert "| method | NMI (all) | ARI (all) | NMI (placed) |" in page
     assert "## Intent classification on CLINC150" in page
     assert "not phospho's intent model" in page  # the caveat travels with the numbers
     assert "no test split" in page
