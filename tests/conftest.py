@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from phospho_embed.emulator import Emulator, semantic_available
+from tests.docs.test_rendered import find_chromium
 
 
 @pytest.fixture
@@ -15,3 +16,12 @@ def semantic_vectors(phospho_emulator: Emulator) -> Emulator:
         pytest.skip("the semantic model is not installed: pip install 'phospho-embed[semantic]'")
     phospho_emulator.configure(vectors="semantic")
     return phospho_emulator
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The path of a headless-capable chromium (skipped without one: .ci/run installs it)."""
+    path = find_chromium()
+    if path is None:
+        pytest.skip("chromium is not installed: apt-get install -y chromium (.ci/run does)")
+    return path

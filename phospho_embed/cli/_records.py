@@ -19,6 +19,7 @@ invalid rather than stopping the run.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import os
@@ -196,3 +197,36 @@ def _checked(index: int, value: object, what: str) -> Record:
         return Record(index, wire.check_text(value, what))
     except (TypeError, ValueError) as error:
         return Record(index, None, str(error))
+
+
+def add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add INPUT's ``--format``, ``--field`` and ``--column`` options (read by `input_file`)."""
+    parser.add_argument(
+        "--format", choices=FORMATS, help="INPUT's format (default: from its extension)"
+    )
+    parser.add_argument(
+        "--field",
+        metavar="NAME",
+        help=f"jsonl: the field holding the text (default: {DEFAULT_FIELD})",
+    )
+    parser.add_argument(
+        "--column",
+        metavar="NAME",
+        help=f"csv: the column holding the text (default: {DEFAULT_FIELD})",
+    )
+
+
+def input_file(args: argparse.Namespace) -> InputFile:
+    """The INPUT that ``args.input`` and the options of `add_input_arguments` describe.
+
+    Raises:
+        CLIError: an unknown format, ``--field`` for another format than jsonl, ``--column``
+            for another than csv, or an INPUT (or CSV column) that cannot be read.
+    """
+    fmt = detect_format(args.input, args.format)
+    if args.field is not None and fmt != "jsonl":
+        raise CLIError(f"--field applies to jsonl input, and INPUT is {fmt} (see --column)")
+    if args.column is not None and fmt != "csv":
+        raise CLIError(f"--column applies to csv input, and INPUT is {fmt} (see --field)")
+    name = args.field if fmt == "jsonl" else args.column
+    return InputFile(args.input, fmt, name or DEFAULT_FIELD)

@@ -30,7 +30,7 @@ from phospho_embed.cli._common import (
     require_api_key,
 )
 from phospho_embed.cli._progress import Progress
-from phospho_embed.cli._records import DEFAULT_FIELD, FORMATS, InputFile, detect_format
+from phospho_embed.cli._records import add_input_arguments, input_file
 
 if TYPE_CHECKING:
     from phospho_embed.cli._common import Subparsers
@@ -104,19 +104,7 @@ def register(subparsers: Subparsers) -> None:
         help="jsonl/csv: the field or column with each message's time (ISO 8601 or Unix "
         "seconds), for the report's trend chart and OUTPUT's 'timestamp'",
     )
-    parser.add_argument(
-        "--format", choices=FORMATS, help="INPUT's format (default: from its extension)"
-    )
-    parser.add_argument(
-        "--field",
-        metavar="NAME",
-        help=f"jsonl: the field holding the text (default: {DEFAULT_FIELD})",
-    )
-    parser.add_argument(
-        "--column",
-        metavar="NAME",
-        help=f"csv: the column holding the text (default: {DEFAULT_FIELD})",
-    )
+    add_input_arguments(parser)
     parser.add_argument(
         "--no-progress", action="store_true", help="do not draw a progress bar on stderr"
     )
@@ -194,15 +182,10 @@ def _check_paths(args: argparse.Namespace) -> None:
 
 
 def _read(args: argparse.Namespace) -> _Messages:
-    fmt = detect_format(args.input, args.format)
-    if args.field is not None and fmt != "jsonl":
-        raise CLIError(f"--field applies to jsonl input, and INPUT is {fmt} (see --column)")
-    if args.column is not None and fmt != "csv":
-        raise CLIError(f"--column applies to csv input, and INPUT is {fmt} (see --field)")
+    source = input_file(args)  # checks the options, the file and the CSV column
+    fmt, name = source.format, source.field
     if args.timestamp_field is not None and fmt == "txt":
         raise CLIError("--timestamp-field needs jsonl or csv input: a .txt line holds text only")
-    name = (args.field if fmt == "jsonl" else args.column) or DEFAULT_FIELD
-    source = InputFile(args.input, fmt, name)  # checks the file and the CSV column
     if fmt == "txt":
         messages = _Messages()
         for record in source.records():

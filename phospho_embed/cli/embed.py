@@ -42,7 +42,7 @@ from phospho_embed.cli._output import (
     scan_output,
 )
 from phospho_embed.cli._progress import Progress
-from phospho_embed.cli._records import DEFAULT_FIELD, FORMATS, InputFile, detect_format
+from phospho_embed.cli._records import InputFile, add_input_arguments, input_file
 
 if TYPE_CHECKING:
     from phospho_embed.cli._common import Subparsers
@@ -100,19 +100,7 @@ def register(subparsers: Subparsers) -> None:
         required=True,
         help="the JSONL file to append vectors to; created if missing, resumed if present",
     )
-    parser.add_argument(
-        "--format", choices=FORMATS, help="INPUT's format (default: from its extension)"
-    )
-    parser.add_argument(
-        "--field",
-        metavar="NAME",
-        help=f"jsonl: the field holding the text (default: {DEFAULT_FIELD})",
-    )
-    parser.add_argument(
-        "--column",
-        metavar="NAME",
-        help=f"csv: the column holding the text (default: {DEFAULT_FIELD})",
-    )
+    add_input_arguments(parser)
     parser.add_argument(
         "--chunk-size",
         type=positive_int,
@@ -135,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``embed`` as parsed; return the exit status (see the epilog)."""
     if not args.dry_run:
         require_api_key(args)
-    source = _input_file(args)
+    source = input_file(args)
     _check_distinct(args.input, args.output)
     existing = scan_output(args.output, max_records=source.max_records)
     plan = _plan(source, existing, args.output)
@@ -180,16 +168,6 @@ class Plan:
             f"dry run: {self.total} records: {self.todo} to embed, {self.present} already "
             f"present, {self.blank} blank, {self.invalid} invalid{torn}; nothing was sent"
         )
-
-
-def _input_file(args: argparse.Namespace) -> InputFile:
-    fmt = detect_format(args.input, args.format)
-    if args.field is not None and fmt != "jsonl":
-        raise CLIError(f"--field applies to jsonl input, and INPUT is {fmt} (see --column)")
-    if args.column is not None and fmt != "csv":
-        raise CLIError(f"--column applies to csv input, and INPUT is {fmt} (see --field)")
-    name = args.field if fmt == "jsonl" else args.column
-    return InputFile(args.input, fmt, name or DEFAULT_FIELD)
 
 
 def _check_distinct(input_path: str, output_path: str) -> None:

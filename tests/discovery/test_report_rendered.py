@@ -14,15 +14,7 @@ import pytest
 
 from phospho_embed.discovery import DiscoveryResult, discover_intents
 from tests.discovery.conftest import sphere_clusters
-from tests.docs.test_rendered import WINDOW, find_chromium, run_chromium
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    path = find_chromium()
-    if path is None:
-        pytest.skip("chromium is not installed: apt-get install -y chromium (.ci/run does)")
-    return path
+from tests.docs.test_rendered import WINDOW, run_chromium
 
 
 @pytest.fixture(scope="module")

@@ -53,14 +53,6 @@ def find_chromium() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def chromium() -> str:
-    path = find_chromium()
-    if path is None:
-        pytest.skip("chromium is not installed: apt-get install -y chromium (.ci/run does)")
-    return path
-
-
-@pytest.fixture(scope="module")
 def site_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The built site: ``DOCS_SITE_DIR`` when set, else a fresh strict build."""
     given = os.environ.get("DOCS_SITE_DIR")
