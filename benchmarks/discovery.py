@@ -87,7 +87,7 @@ def _bertopic_default(vectors: NDArray[np.float32], texts: Sequence[str], k: int
     from umap import UMAP
 
     reduced = UMAP(
-        n_neighbors=15, n_components=5, min_dist=0.0, metric="cosine", random_state=0
+        n_neighbors=15, n_components=5, min_dist=0.0, metric="cosine", random_state=0, n_jobs=1
     ).fit_transform(vectors)
     return HDBSCAN(min_cluster_size=15, copy=True).fit_predict(reduced)
 
