@@ -141,13 +141,18 @@ def _read_model() -> _Model:
     return _Model(tokenizer=tokenizer, weights=weights)
 
 
+def semantic_size(dimensions: int) -> bool:
+    """Whether semantic vectors come in that size: 64, 128, 256 or more than 256."""
+    return dimensions >= MODEL_DIMENSIONS or dimensions in PREFIX_DIMENSIONS
+
+
 def check_dimensions(dimensions: int) -> None:
     """Refuse a size the semantic vectors cannot have (``ValueError`` saying which can)."""
-    if dimensions < MODEL_DIMENSIONS and dimensions not in PREFIX_DIMENSIONS:
+    if not semantic_size(dimensions):
         raise ValueError(
             f"semantic vectors have 64, 128 or 256 dimensions (the model's own) or any size "
-            f"above 256 (lifted exactly), got dimensions={dimensions}; use vectors='lexical' "
-            "for other sizes"
+            f"above 256 (lifted exactly), got dimensions={dimensions}; lexical vectors "
+            "(vectors='lexical', --vectors lexical) have any size"
         )
 
 

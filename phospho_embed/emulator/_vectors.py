@@ -8,7 +8,8 @@ Two kinds, both deterministic (the same text gives the same vector in every proc
   scores high; any size, no dependency.
 
 ``"auto"`` (the default, or ``$PHOSPHO_EMULATOR_VECTORS``) is semantic when the model is
-installed and lexical otherwise.
+installed and serves the size asked for (64, 128, 256 or more than 256), lexical otherwise:
+the same settings work on every machine, and only an explicit ``"semantic"`` refuses.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ._semantic import (
     MODEL_NAME,
     check_dimensions,
     semantic_available,
+    semantic_size,
     semantic_vector,
 )
 
@@ -66,8 +68,8 @@ def default_vectors() -> VectorsSetting:
 def resolve_vectors(vectors: str | None = None, dimensions: int | None = None) -> VectorKind:
     """The kind ``vectors`` stands for here (``None``: ``default_vectors()``).
 
-    ``"auto"`` is semantic when the model is installed, else lexical. With ``dimensions``,
-    the size is checked against the kind.
+    ``"auto"`` is semantic when the model is installed and, with ``dimensions``, serves that
+    size; else lexical. With ``dimensions``, an explicit ``"semantic"`` checks the size.
 
     Raises:
         ValueError: an unknown ``vectors``, or a size semantic vectors cannot have.
@@ -78,7 +80,8 @@ def resolve_vectors(vectors: str | None = None, dimensions: int | None = None) -
         allowed = ", ".join(repr(kind) for kind in VECTORS)
         raise ValueError(f"vectors must be one of {allowed}, got {chosen!r}")
     if chosen == "auto":
-        chosen = "semantic" if semantic_available() else "lexical"
+        served = dimensions is None or semantic_size(dimensions)
+        chosen = "semantic" if served and semantic_available() else "lexical"
     if chosen == "semantic":
         if not semantic_available():
             from ._semantic import SemanticModelUnavailableError
@@ -101,7 +104,9 @@ def describe_vectors(kind: VectorKind, dimensions: int, *, asked: str = "auto") 
         )
         return f"semantic vectors from {MODEL_NAME} (offline, {size})"
     line = f"lexical vectors (hashed words and character n-grams, {dimensions} dimensions)"
-    if asked == "auto":
+    if asked == "auto" and not semantic_size(dimensions):
+        line += "; semantic vectors have 64, 128, 256 or more than 256 dimensions"
+    elif asked == "auto":
         line += f"; for semantic vectors: {INSTALL_HINT}"
     return line
 

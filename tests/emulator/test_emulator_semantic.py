@@ -89,7 +89,7 @@ def test_small_sizes_are_the_models_own_matryoshka_prefix(dimensions: int) -> No
 @requires_semantic
 @pytest.mark.parametrize("dimensions", [1, 8, 63, 100, 200, 255])
 def test_other_sizes_below_256_are_refused_clearly(dimensions: int) -> None:
-    message = rf"64, 128 or 256 .* got dimensions={dimensions}; use vectors='lexical'"
+    message = rf"64, 128 or 256 .* got dimensions={dimensions}; lexical vectors .* have any"
     with pytest.raises(ValueError, match=message):
         emulator_vector("a", dimensions, vectors="semantic")
     with pytest.raises(ValueError, match=message):
@@ -260,7 +260,7 @@ def test_auto_falls_back_to_lexical_and_says_how_to_get_semantic(
     monkeypatch.delenv("PHOSPHO_EMULATOR_VECTORS", raising=False)
     caplog.set_level("INFO", logger="phospho_embed.emulator")
 
-    settings = EmulatorSettings(dimensions=7)  # any size goes with lexical vectors
+    settings = EmulatorSettings()
     with Emulator(settings).start() as emu:
         assert emu.vectors_description.startswith("lexical vectors")
 
@@ -328,3 +328,20 @@ def test_the_module_command_serves_semantic_vectors_and_says_so() -> None:
     assert response.json()["data"][0]["embedding"] == emulator_vector(
         "I want my money back", 1536, "semantic"
     )
+
+
+@requires_semantic
+def test_auto_serves_lexical_vectors_at_sizes_the_model_has_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The same settings work on every machine: only an explicit "semantic" refuses a size.
+    monkeypatch.delenv("PHOSPHO_EMULATOR_VECTORS", raising=False)
+    settings = EmulatorSettings(dimensions=8)
+
+    assert settings.vector_kind == "lexical"
+    assert EmulatorSettings(dimensions=64).vector_kind == "semantic"
+    assert emulator_vector("hello", 100) == emulator_vector("hello", 100, vectors="lexical")
+    with Emulator(settings).start() as emu:
+        assert emu.vectors_description.endswith(
+            "; semantic vectors have 64, 128, 256 or more than 256 dimensions"
+        )
