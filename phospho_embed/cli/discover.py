@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -122,6 +123,10 @@ class _Messages:
     vectors: list[list[float]] | None = None
     timestamps: list[Any] | None = None
     problems: list[tuple[int, str]] = field(default_factory=list)
+
+
+#: Unix seconds written as text (CSV cells are strings): digits, an optional sign and decimals.
+_SECONDS = re.compile(r"[+-]?\d+(\.\d*)?")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -253,7 +258,7 @@ def _from_rows(
         if messages.vectors is not None:
             messages.vectors.append(item[EMBEDDING_FIELD])
         if messages.timestamps is not None and time_field is not None:
-            messages.timestamps.append(item[time_field])
+            messages.timestamps.append(_timestamp(item[time_field]))
     if embedded:
         # embed writes vectors in the order they arrived: put the messages back in order.
         order = sorted(range(len(messages.indices)), key=messages.indices.__getitem__)
@@ -286,7 +291,22 @@ def _problem(item: Any, name: str, time_field: str | None, embedded: bool) -> st
             return "the record has no integer 'index' (not a line written by embed?)"
     if time_field is not None and item.get(time_field) in (None, ""):
         return f"the record has no {time_field!r} field"
+    if time_field is not None:
+        # Checked here, with the record's own index, before anything is embedded.
+        from phospho_embed.discovery._trend import parse_timestamps
+
+        try:
+            parse_timestamps([_timestamp(item[time_field])], repr(time_field))
+        except (TypeError, ValueError) as error:
+            return str(error).replace(f"{time_field!r}[0]", f"its {time_field!r}")
     return None
+
+
+def _timestamp(value: Any) -> Any:
+    """A record's time as `discover_intents` takes it: a CSV cell of digits is Unix seconds."""
+    if isinstance(value, str) and _SECONDS.fullmatch(value.strip()):
+        return float(value)
+    return value
 
 
 # -- embedding --------------------------------------------------------------------------------

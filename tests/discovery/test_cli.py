@@ -170,3 +170,31 @@ def test_a_refused_key_stops_with_3(
     assert code == 3
     assert "AuthenticationError" in stderr
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_bad_timestamps_are_skipped_before_anything_is_embedded(
+    capsys: pytest.CaptureFixture[str], phospho_emulator: Emulator, tmp_path: Path, clinc: Clinc
+) -> None:
+    source = tmp_path / "messages.csv"
+    with source.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "ts"])
+        for i, text in enumerate(clinc[0][:30]):
+            # CSV cells are text: digits are Unix seconds, like the help says.
+            writer.writerow([text, "yesterday" if i == 4 else str(1_700_000_000 + 86_400 * i)])
+    code, _, stderr = run(
+        capsys,
+        "discover",
+        str(source),
+        "-o",
+        str(tmp_path / "out.jsonl"),
+        "--timestamp-field",
+        "ts",
+        *client_args(phospho_emulator),
+    )
+    assert code == 1
+    assert "index 4: skipped: its 'ts' is not an ISO 8601 date or time: 'yesterday'" in stderr
+    assert phospho_emulator.stats.requests == 29  # the bad record was never paid for
+    lines = read_jsonl(tmp_path / "out.jsonl")
+    assert [line["index"] for line in lines] == [i for i in range(30) if i != 4]
+    assert lines[0]["timestamp"] == "2023-11-14T22:13:20"
