@@ -216,10 +216,10 @@ def run(
 ) -> int:
     """The whole demo; ``settings`` are client settings (``api_key``, ``base_url``,
     ``max_concurrency``...), ``latency`` the emulator's, ``report_dir`` where the discovery
-    report goes (default: ``phospho-embed-demo`` in the temporary directory). Returns the
-    process exit code."""
+    report goes (default: a new ``phospho-embed-demo-*`` folder in the temporary directory).
+    Returns the process exit code."""
     started = time.perf_counter()
-    report_dir = report_dir or Path(tempfile.gettempdir()) / "phospho-embed-demo"
+    report_dir = report_dir or Path(tempfile.mkdtemp(prefix="phospho-embed-demo-"))
     with endpoint(out, latency, **settings) as settings:
         classifier = classify(settings, out)
         langchain_router(settings, out)

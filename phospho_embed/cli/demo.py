@@ -37,8 +37,8 @@ def register(subparsers: Subparsers) -> None:
         type=Path,
         default=None,
         metavar="DIR",
-        help="where to write the discovery report, intents.html (default: "
-        "phospho-embed-demo in the temporary directory)",
+        help="where to write the discovery report, intents.html (default: a new "
+        "phospho-embed-demo-* folder in the temporary directory)",
     )
     add_client_arguments(parser)
     parser.set_defaults(func=run)

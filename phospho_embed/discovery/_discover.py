@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from phospho_embed.intents import IntentClassifier
+
+#: With known=, messages from which accepting none of them looks like a mistake.
+_SUSPICIOUS_REJECTIONS = 20
 
 #: Names asked of a namer at the same time, by default.
 DEFAULT_NAMER_CONCURRENCY = 8
@@ -319,6 +323,15 @@ def _discover(
             )
         known_labels = known_intents(known, matrix)
         rows = np.flatnonzero([label is None for label in known_labels])
+        if n >= _SUSPICIOUS_REJECTIONS and rows.size == n:
+            # A classifier of another model with the same size cannot be told apart by its
+            # shape; accepting nothing at all is the symptom.
+            warnings.warn(
+                f"known accepted none of the {n} messages: was it built on vectors of another "
+                "model? Every message is clustered as new",
+                UserWarning,
+                stacklevel=3,
+            )
     if options.n_intents is not None and options.n_intents > max(1, rows.size):
         where = " rejected by known" if known is not None else ""
         raise ValueError(

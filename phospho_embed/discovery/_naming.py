@@ -8,6 +8,7 @@ namer that fails (raises, times out, answers nothing) leaves that name in place,
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +20,9 @@ __all__ = ["Namer", "NamingWarning", "name_intents"]
 MAX_NAME_LENGTH = 60
 #: Example texts shown to a chat model per intent.
 PROMPT_EXAMPLES = 8
+
+#: A label some models put before the name.
+_LABEL = re.compile(r"(intent|name)\s*:", re.IGNORECASE)
 
 _PROMPT = """\
 These messages were sent by users of a product, and they share one intent:
@@ -130,11 +134,12 @@ def _clean(answer: Any) -> str:
             if isinstance(block, (str, dict))
         )
     if not isinstance(content, str):
-        raise TypeError(f"the namer answered a {type(content).__name__}, not a string")
+        raise TypeError(f"the namer answered {type(content).__name__!r}, not a string")
     lines = [line.strip() for line in content.strip().splitlines() if line.strip()]
     name = lines[0].strip(" \"'`*.").strip() if lines else ""
-    if name.lower().startswith("intent:"):
-        name = name[len("intent:") :].strip(" \"'`*.")
+    label = _LABEL.match(name)  # "Intent: ..." or "Name: ..."
+    if label:
+        name = name[label.end() :].strip(" \"'`*.")
     if not name:
         raise ValueError("the namer answered an empty name")
     if len(name) > MAX_NAME_LENGTH:

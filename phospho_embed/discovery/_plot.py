@@ -19,10 +19,12 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from numpy.typing import NDArray
 
-#: Colours of intents (cycled): tab20's ten strong colours, then its ten pale ones; messages
-#: in no intent are grey, in a known intent pale blue.
+#: Colours of intents (cycled): tab20's strong colours, then its pale ones, none of them grey
+#: or pale blue; messages in no intent are grey, in a known intent pale blue.
 _PALETTE = "tab20"
 _OUTLIER_COLOUR = "#b0b0b0"
+#: tab20's pale blue (1), grey (14) and pale grey (15): too close to the two colours above.
+_RESERVED = frozenset({1, 14, 15})
 _KNOWN_COLOUR = "#c6dbef"
 #: Longest intent name written on the map.
 _LABEL_LENGTH = 32
@@ -134,9 +136,11 @@ def png_bytes(figure: Figure) -> bytes:
 
 def _colours(colormaps: Any) -> NDArray[np.float64]:
     """tab20's colours as rows of RGB, the strong ones first (the pale ones are hard to
-    see on white, so they come only after ten intents)."""
+    see on white, so they come only after the strong ones), without its greys (grey means
+    no intent) and its pale blue (pale blue means a known intent): 17 colours."""
     colours = np.asarray(colormaps[_PALETTE].colors, dtype=np.float64)
-    reordered: NDArray[np.float64] = np.concatenate([colours[0::2], colours[1::2]])
+    kept = [i for i in range(len(colours)) if i not in _RESERVED]
+    reordered: NDArray[np.float64] = colours[sorted(kept, key=lambda i: (i % 2, i))]
     return reordered
 
 

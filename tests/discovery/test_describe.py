@@ -123,6 +123,16 @@ def test_a_failing_namer_keeps_keyword_names_and_warns_once() -> None:
     assert "kept their keyword names" in found.summary()
 
 
+def test_a_labelled_chatty_answer_gives_the_bare_name() -> None:
+    texts, vectors = two_intents()
+    found = discover_intents(
+        texts,
+        vectors=vectors,
+        namer=lambda examples: 'Name: "Parcel tracking"\nExplanation: they ask where it is',
+    )
+    assert {intent.name for intent in found.intents} == {"Parcel tracking", "Parcel tracking #1"}
+
+
 def test_empty_answers_are_failures() -> None:
     texts, vectors = two_intents()
     with pytest.warns(NamingWarning):

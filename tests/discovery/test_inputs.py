@@ -106,6 +106,17 @@ def test_known_classifier_of_another_dimension() -> None:
         discover_intents(["a", "b"], vectors=np.eye(2, 3), known=known)
 
 
+def test_a_known_classifier_that_accepts_nothing_is_suspected_of_another_model() -> None:
+    vectors, _ = sphere_clusters(3, 10, dim=8, noise=0.1, seed=5)
+    # Same size, unrelated directions: what a classifier of another model looks like.
+    other = np.random.default_rng(9).normal(size=(2, 8))
+    known = IntentClassifier({"a": [other[0].tolist()], "b": [other[1].tolist()]}, threshold=0.99)
+    texts = [f"message {i}" for i in range(len(vectors))]
+    with pytest.warns(UserWarning, match=r"known accepted none of the 30 messages.*another model"):
+        found = discover_intents(texts, vectors=vectors, known=known)
+    assert found.covered_by_known == 0
+
+
 def test_known_classifier_without_threshold_rejects_nothing() -> None:
     known = IntentClassifier({"refund": [[1.0, 0.0]]})
     with pytest.raises(ValueError, match="known has no threshold"):
