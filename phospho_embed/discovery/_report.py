@@ -24,7 +24,7 @@ h2 { font-size: 1.25rem; margin-top: 2rem; border-bottom: 1px solid #d0d7de; }
 img { max-width: 100%; height: auto; border: 1px solid #d0d7de; border-radius: 6px; }
 table { border-collapse: collapse; width: 100%; font-size: .9rem; }
 th, td { border: 1px solid #d0d7de; padding: .35rem .5rem; vertical-align: top;
-         text-align: left; }
+         text-align: left; overflow-wrap: anywhere; }
 th { background: #f6f8fa; }
 td.number { text-align: right; white-space: nowrap; }
 ul.examples { margin: 0; padding-left: 1.1rem; }
