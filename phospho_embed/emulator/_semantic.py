@@ -71,6 +71,8 @@ class _Model:
     weights: NDArray[Any]  # (vocabulary, 256) float16
 
 
+# Cached: every emulator_vector call asks, and installing packages mid-process is rare.
+@lru_cache(maxsize=1)
 def model_files() -> tuple[Path, Path] | None:
     """The weights and tokenizer files inside the installed ``wordllama`` wheel, or ``None``.
 

@@ -23,6 +23,7 @@ from ._semantic import (
     INSTALL_HINT,
     MODEL_DIMENSIONS,
     MODEL_NAME,
+    SemanticModelUnavailableError,
     check_dimensions,
     semantic_available,
     semantic_size,
@@ -84,8 +85,6 @@ def resolve_vectors(vectors: str | None = None, dimensions: int | None = None) -
         chosen = "semantic" if served and semantic_available() else "lexical"
     if chosen == "semantic":
         if not semantic_available():
-            from ._semantic import SemanticModelUnavailableError
-
             raise SemanticModelUnavailableError(
                 f"vectors='semantic' needs the {MODEL_NAME} model: {INSTALL_HINT}"
             )
