@@ -8,6 +8,15 @@ from phospho_embed.emulator import Emulator, semantic_available
 from tests.docs.test_rendered import find_chromium
 
 
+@pytest.fixture(autouse=True)
+def _no_phospho_env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests configure clients explicitly: a developer's real settings must not leak in (but
+    into the live tests, which need them)."""
+    if request.node.get_closest_marker("live") is None:
+        for name in ("PHOSPHO_API_KEY", "PHOSPHO_BASE_URL", "PHOSPHO_PROJECT_ID"):
+            monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def semantic_vectors(phospho_emulator: Emulator) -> Emulator:
     """The emulator serving semantic vectors for this test (skipped where the model has no

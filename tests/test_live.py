@@ -14,9 +14,12 @@ import pytest
 
 from phospho_embed import AsyncPhosphoClient, PhosphoClient
 
-pytestmark = pytest.mark.skipif(
-    not os.environ.get("PHOSPHO_API_KEY"), reason="live test: set PHOSPHO_API_KEY to run it"
-)
+pytestmark = [
+    pytest.mark.live,  # keeps the developer's PHOSPHO_* settings (see tests/conftest.py)
+    pytest.mark.skipif(
+        not os.environ.get("PHOSPHO_API_KEY"), reason="live test: set PHOSPHO_API_KEY to run it"
+    ),
+]
 
 TEXTS = [
     "I want to cancel my order",

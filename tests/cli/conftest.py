@@ -37,13 +37,6 @@ class Result:
 RunCLI = Callable[..., Result]
 
 
-@pytest.fixture(autouse=True)
-def _no_phospho_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A developer's real settings must not leak into the tests."""
-    for name in ("PHOSPHO_API_KEY", "PHOSPHO_BASE_URL", "PHOSPHO_PROJECT_ID"):
-        monkeypatch.delenv(name, raising=False)
-
-
 @pytest.fixture
 def emulator(phospho_emulator: Emulator) -> Emulator:
     """The session's emulator, reset to its defaults for this test."""

@@ -92,10 +92,3 @@ def make_client(request: pytest.FixtureRequest, phospho_emulator: Emulator) -> I
 def emulator(phospho_emulator: Emulator) -> Emulator:
     """The emulator, reset to its defaults for this test (shorter name for these tests)."""
     return phospho_emulator
-
-
-@pytest.fixture(autouse=True)
-def _no_phospho_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests configure clients explicitly; a developer's real settings must not leak in."""
-    for name in ("PHOSPHO_API_KEY", "PHOSPHO_BASE_URL", "PHOSPHO_PROJECT_ID"):
-        monkeypatch.delenv(name, raising=False)

@@ -72,10 +72,3 @@ def client(phospho_emulator: Emulator) -> Iterator[PhosphoClient]:
     """A `PhosphoClient` on the emulator."""
     with PhosphoClient(api_key=TEST_KEY, base_url=phospho_emulator.base_url) as made:
         yield made
-
-
-@pytest.fixture(autouse=True)
-def _no_phospho_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A developer's real settings must not leak into the tests."""
-    for name in ("PHOSPHO_API_KEY", "PHOSPHO_BASE_URL", "PHOSPHO_PROJECT_ID"):
-        monkeypatch.delenv(name, raising=False)

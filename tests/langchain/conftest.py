@@ -28,10 +28,3 @@ def make_embeddings(phospho_emulator: Emulator) -> Iterator[MakeEmbeddings]:
     yield make
     for embeddings in made:
         embeddings.close()
-
-
-@pytest.fixture(autouse=True)
-def _no_phospho_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A developer's real settings must not leak into the tests."""
-    for name in ("PHOSPHO_API_KEY", "PHOSPHO_BASE_URL", "PHOSPHO_PROJECT_ID"):
-        monkeypatch.delenv(name, raising=False)

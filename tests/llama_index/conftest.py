@@ -22,13 +22,6 @@ def vec(text: str) -> list[float]:
 
 
 @pytest.fixture(autouse=True)
-def _no_phospho_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests configure models explicitly; a developer's real settings must not leak in."""
-    for name in ("PHOSPHO_API_KEY", "PHOSPHO_BASE_URL", "PHOSPHO_PROJECT_ID"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(autouse=True)
 def _restore_llama_index_settings() -> Iterator[None]:
     """``Settings`` is process-wide: a test that sets it must not configure the next one."""
     saved = (Settings._embed_model, Settings._llm, Settings._callback_manager)
