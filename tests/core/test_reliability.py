@@ -175,10 +175,11 @@ async def test_cancelling_an_async_batch_stops_its_requests(emulator: Emulator) 
     ) as client:
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(client.embed_many(texts(40)), timeout=0.1)
-        sent = emulator.stats.requests
-        assert sent <= 4
+        # Longer than a request: a batch still running would have sent its next wave by
+        # now. Counted after the wait, since the first wave may still be connecting when
+        # the call is cancelled (reading the count then raced with its arrival).
         await asyncio.sleep(0.5)
-        assert emulator.stats.requests == sent  # nothing new started
+        assert emulator.stats.requests <= 4  # the first wave at most: nothing new started
         assert asyncio.all_tasks() == {asyncio.current_task()}  # no worker left behind
         assert await client.embed("still usable") == vec("still usable")
 
