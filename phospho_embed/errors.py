@@ -4,6 +4,25 @@ All of them subclass :class:`PhosphoError`. Errors that come from an HTTP answer
 :class:`APIStatusError` and keep the ``status_code`` and the server's ``detail``. None of them
 ever holds the API key in its message or attributes.
 
+```text
+PhosphoError
+├── MissingAPIKeyError          no key given nor in PHOSPHO_API_KEY       stops the call
+├── APIStatusError              an error status: .status_code, .detail, .retry_after
+│   ├── AuthenticationError     401, 403                                  stops the call
+│   ├── PaymentRequiredError    402                                       stops the call
+│   ├── BadRequestError         400, 422
+│   ├── RateLimitError          429                                       retried
+│   └── ServerError             5xx                                       500/502/503/504 retried
+├── APIConnectionError          no HTTP answer                            retried
+│   └── APITimeoutError         an attempt timed out                      retried
+├── DeadlineExceededError       the call's deadline ran out for this text
+├── ResponseFormatError         a 200 with a body of the wrong shape
+└── BatchEmbeddingError         some texts of an embed_many call failed
+```
+
+"Retried" is `phospho_embed.wire.is_retryable` (408 too), "stops the call" is
+`phospho_embed.wire.is_fatal`: an error that every other request would get as well.
+
 The classes are picklable (``__reduce__``), because LlamaIndex and the standard library move
 exceptions across process boundaries (ingestion workers, ``concurrent.futures``).
 """
@@ -112,8 +131,12 @@ class APITimeoutError(APIConnectionError):
     """The request timed out (the ``timeout`` setting, per attempt)."""
 
 
-class DeadlineExceededError(APITimeoutError):
-    """The time budget of an ``embed_many`` call (``deadline=``) ran out for this text."""
+class DeadlineExceededError(PhosphoError):
+    """The time budget of an ``embed_many`` call (``deadline=``) ran out for this text.
+
+    Not an `APITimeoutError`: the API did not time out, the caller's budget did, so it is
+    never retried and ``except APIConnectionError`` does not catch it.
+    """
 
 
 class ResponseFormatError(PhosphoError):

@@ -33,7 +33,6 @@ from phospho_embed.errors import (
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_MODEL",
-    "FATAL_STATUS_CODES",
     "RETRYABLE_STATUS_CODES",
     "EmbeddingResult",
     "RetryPolicy",
@@ -56,8 +55,6 @@ DEFAULT_MODEL = "intent-embed"
 
 #: Statuses worth another attempt: the same request may well succeed a moment later.
 RETRYABLE_STATUS_CODES = frozenset({408, 429, 500, 502, 503, 504})
-#: Statuses that every request of a batch would get too: the batch stops at the first one.
-FATAL_STATUS_CODES = frozenset({401, 402, 403})
 
 # Error bodies are echoed into messages; a proxy's HTML error page should not flood them.
 _MAX_ECHOED_BODY = 500
@@ -370,8 +367,9 @@ def is_retryable(error: BaseException) -> bool:
 
 
 def is_fatal(error: BaseException) -> bool:
-    """Whether every other request of the batch would fail the same way (401, 402, 403)."""
-    return isinstance(error, APIStatusError) and error.status_code in FATAL_STATUS_CODES
+    """Whether every other request of the batch would fail the same way: a refused key
+    (`AuthenticationError`, 401/403) or billing (`PaymentRequiredError`, 402)."""
+    return isinstance(error, (AuthenticationError, PaymentRequiredError))
 
 
 def retry_delay(

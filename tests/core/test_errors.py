@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-from phospho_embed import errors
+from phospho_embed import errors, wire
 
 
 @pytest.mark.parametrize(
@@ -56,6 +56,9 @@ def test_batch_error_summary_stays_short() -> None:
 
 def test_hierarchy_lets_users_catch_broadly() -> None:
     assert issubclass(errors.APITimeoutError, errors.APIConnectionError)
+    # The caller's budget ran out, not the API: never retried, not a connection error.
+    assert not issubclass(errors.DeadlineExceededError, errors.APIConnectionError)
+    assert not wire.is_retryable(errors.DeadlineExceededError("the deadline passed"))
     for cls in (
         errors.APIStatusError,
         errors.APIConnectionError,
