@@ -52,7 +52,9 @@ class PhosphoIntentRouter(Runnable[Any, Any]):
             instead of ``examples``.
         input_key: when inputs are dicts, the key holding the text to classify.
         threshold: the global minimum score (see `IntentClassifier`); `fit` chooses the
-            rejection settings on labelled data.
+            rejection settings on labelled data. With ``classifier``, the classifier's own
+            settings apply: giving this (or ``thresholds``, ``margin``) too is a
+            ``ValueError``.
         thresholds: per-intent minimum scores, overriding ``threshold``.
         margin: the minimum gap between the top two intents' scores.
     """
@@ -74,6 +76,18 @@ class PhosphoIntentRouter(Runnable[Any, Any]):
             intents = list(examples)
         elif classifier is not None and examples is None:
             intents = classifier.intents
+            given = [
+                name
+                for name, value in (("threshold", threshold), ("thresholds", thresholds),
+                                    ("margin", margin))
+                if value is not None
+            ]  # fmt: skip
+            if given:
+                # They would be silently ignored: the classifier has its own.
+                raise ValueError(
+                    f"{', '.join(given)} cannot be given with classifier=, which has its own "
+                    "rejection settings: set them on the classifier (or fit it)"
+                )
         else:
             raise ValueError("give exactly one of examples= or classifier=")
         missing = [name for name in intents if name not in routes]

@@ -128,3 +128,17 @@ def test_configuration_errors_are_clear(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         PhosphoIntentRouter(examples=EXAMPLES, embeddings=make_embeddings(), **kwargs)
+
+
+def test_rejection_settings_beside_a_classifier_are_refused_not_ignored(
+    make_embeddings: MakeEmbeddings,
+) -> None:
+    classifier = IntentClassifier({name: [[1.0, float(i)]] for i, name in enumerate(EXAMPLES)})
+    with pytest.raises(ValueError, match="threshold, margin cannot be given with classifier="):
+        PhosphoIntentRouter(
+            classifier=classifier,
+            routes=ROUTES,
+            embeddings=make_embeddings(),
+            threshold=0.99,
+            margin=0.5,
+        )
