@@ -72,16 +72,16 @@ class PhosphoIntentRouter(Runnable[Any, Any]):
         thresholds: Mapping[str, float] | None = None,
         margin: float | None = None,
     ) -> None:
+        options: dict[str, Any] = {
+            "threshold": threshold,
+            "thresholds": thresholds,
+            "margin": margin,
+        }
         if examples is not None and classifier is None:
             intents = list(examples)
         elif classifier is not None and examples is None:
             intents = classifier.intents
-            given = [
-                name
-                for name, value in (("threshold", threshold), ("thresholds", thresholds),
-                                    ("margin", margin))
-                if value is not None
-            ]  # fmt: skip
+            given = [name for name, value in options.items() if value is not None]
             if given:
                 # They would be silently ignored: the classifier has its own.
                 raise ValueError(
@@ -101,11 +101,7 @@ class PhosphoIntentRouter(Runnable[Any, Any]):
         self.embeddings = embeddings
         self.input_key = input_key
         self._examples = {name: list(texts) for name, texts in (examples or {}).items()}
-        self._options: dict[str, Any] = {
-            "threshold": threshold,
-            "thresholds": thresholds,
-            "margin": margin,
-        }
+        self._options = options
         self._classifier = classifier
         self._lock = threading.Lock()
 
