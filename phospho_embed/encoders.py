@@ -122,8 +122,7 @@ def encode(encoder: Encoder, texts: Sequence[str]) -> NDArray[np.float32]:
             `as_matrix`).
         PhosphoError: what the client raised (e.g. ``BatchEmbeddingError``).
     """
-    items = _text_list(texts)
-    kind = encoder_kind(encoder)
+    items, kind = _prepare(encoder, texts)
     if not items:
         return np.zeros((0, 0), dtype=np.float32)
     rows: Sequence[Sequence[float]]
@@ -157,8 +156,7 @@ async def aencode(encoder: Encoder, texts: Sequence[str]) -> NDArray[np.float32]
         ValueError: the encoder returned vectors that do not form a finite matrix.
         PhosphoError: what the client raised (e.g. ``BatchEmbeddingError``).
     """
-    items = _text_list(texts)
-    kind = encoder_kind(encoder)
+    items, kind = _prepare(encoder, texts)
     if not items:
         return np.zeros((0, 0), dtype=np.float32)
     rows: Sequence[Sequence[float]]
@@ -243,7 +241,9 @@ def _row_length(row: Any, name: str) -> int:
     return len(row)
 
 
-def _text_list(texts: Sequence[str]) -> list[str]:
+def _prepare(encoder: object, texts: Sequence[str]) -> tuple[list[str], str]:
+    """The texts as a list and the encoder's kind, both checked (what `encode` and `aencode`
+    do before any I/O)."""
     if isinstance(texts, str):
         raise TypeError("texts must be a list of strings, not one string")
-    return list(texts)
+    return list(texts), encoder_kind(encoder)

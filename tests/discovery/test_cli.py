@@ -26,6 +26,18 @@ def client_args(emulator: Emulator) -> list[str]:
     return ["--base-url", emulator.base_url, "--api-key", TEST_KEY, "--no-progress"]
 
 
+def discover(
+    capsys: pytest.CaptureFixture[str],
+    source: Path,
+    tmp_path: Path,
+    emulator: Emulator,
+    *options: str,
+) -> tuple[int, str, str]:
+    """``phospho-embed discover SOURCE -o tmp_path/out.jsonl [options]`` on the emulator."""
+    output = str(tmp_path / "out.jsonl")
+    return run(capsys, "discover", str(source), "-o", output, *options, *client_args(emulator))
+
+
 def read_jsonl(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
@@ -103,14 +115,7 @@ def test_bad_records_are_listed_skipped_and_exit_1(
     rows[7] = json.dumps({"body": "no text field"})
     rows[9] = json.dumps({"text": "   "})
     source.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    code, _, stderr = run(
-        capsys,
-        "discover",
-        str(source),
-        "-o",
-        str(tmp_path / "out.jsonl"),
-        *client_args(phospho_emulator),
-    )
+    code, _, stderr = discover(capsys, source, tmp_path, phospho_emulator)
     assert code == 1
     problems = [line for line in stderr.splitlines() if "skipped:" in line]
     assert [line.split(":")[1].strip() for line in problems] == ["index 3", "index 7", "index 9"]
@@ -159,14 +164,7 @@ def test_a_refused_key_stops_with_3(
     phospho_emulator.configure(api_key="the-right-key")
     source = tmp_path / "messages.txt"
     source.write_text("hello\nrefund please\n", encoding="utf-8")
-    code, _, stderr = run(
-        capsys,
-        "discover",
-        str(source),
-        "-o",
-        str(tmp_path / "out.jsonl"),
-        *client_args(phospho_emulator),
-    )
+    code, _, stderr = discover(capsys, source, tmp_path, phospho_emulator)
     assert code == 3
     assert "AuthenticationError" in stderr
     assert not (tmp_path / "out.jsonl").exists()
@@ -182,15 +180,8 @@ def test_bad_timestamps_are_skipped_before_anything_is_embedded(
         for i, text in enumerate(clinc[0][:30]):
             # CSV cells are text: digits are Unix seconds, like the help says.
             writer.writerow([text, "yesterday" if i == 4 else str(1_700_000_000 + 86_400 * i)])
-    code, _, stderr = run(
-        capsys,
-        "discover",
-        str(source),
-        "-o",
-        str(tmp_path / "out.jsonl"),
-        "--timestamp-field",
-        "ts",
-        *client_args(phospho_emulator),
+    code, _, stderr = discover(
+        capsys, source, tmp_path, phospho_emulator, "--timestamp-field", "ts"
     )
     assert code == 1
     assert "index 4: skipped: its 'ts' is not an ISO 8601 date or time: 'yesterday'" in stderr
