@@ -5,16 +5,22 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
-from collections.abc import AsyncGenerator, Iterable, Sequence
+import weakref
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
+from functools import partial
 from types import TracebackType
+from typing import Any
 
 import httpx
 
 from phospho_embed import wire
-from phospho_embed._base import Batch, ClientCore, ProgressCallback, ResultCallback, Usage
-from phospho_embed._limit import AsyncGate, Outcome
-from phospho_embed._settings import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
+from phospho_embed._batch import Batch, ProgressCallback, ResultCallback
+from phospho_embed._core import ClientBase
+from phospho_embed._limit import AsyncGate
+from phospho_embed._options import ClientOptions
+from phospho_embed._retry import Sleep
 from phospho_embed.errors import BatchEmbeddingError, PhosphoError
 
 #: Connections per ``httpx.AsyncClient``: httpcore 1.0's async pool spends CPU per request in
@@ -24,14 +30,12 @@ CONNECTIONS_PER_POOL = 16
 
 
 @dataclass
-class _LoopState:
-    """What must belong to one event loop: asyncio primitives and connections are bound to
-    the loop that made them, and notebooks or ``asyncio.run`` twice bring fresh loops."""
+class _LoopPools:
+    """The connection pools of one event loop: connections belong to the loop that opened
+    them, and notebooks, ``asyncio.run`` twice or several threads bring several loops."""
 
     pools: list[httpx.AsyncClient]
-    gate: AsyncGate
     closer: AsyncGenerator[None, None] | None = None
-    calls: int = 0  # calls of this client running in the loop now
     busy: list[int] = field(init=False)  # requests in flight, per pool
 
     def __post_init__(self) -> None:
@@ -48,7 +52,7 @@ def _pool_sizes(connections: int) -> list[int]:
     return [math.ceil(connections / count)] * count
 
 
-class AsyncPhosphoClient:
+class AsyncPhosphoClient(ClientBase[httpx.AsyncClient]):
     """Asynchronous client of the phospho intent-embed API; the same settings as
     `PhosphoClient`, with ``http_client`` an ``httpx.AsyncClient``:
 
@@ -58,48 +62,30 @@ class AsyncPhosphoClient:
         vectors = await client.embed_many(["where is my parcel?", "refund please"])
     ```
 
-    The concurrency limit and (unless one is injected) the connection pools are created
-    lazily inside the running event loop, and made anew when the client finds itself in
-    another loop, so it also works across several ``asyncio.run`` calls in turn. A loop
-    running outside the main thread is taken for a short-lived one (``asyncio.run`` in a
-    worker thread, LlamaIndex's sync-over-async helper) that may be closed without the
-    clean-up ``asyncio.run`` does: the client closes its pool there as soon as its last call
-    in that loop returns, so no socket outlives it.
+    One client serves any number of event loops, in any threads, one after the other or at
+    once, and keeps one ``max_concurrency`` bound across all of them. Connection pools
+    belong to a loop: each loop gets its own, at its first call, kept for the loop's life
+    and closed when the loop ends (``asyncio.run`` returning, or a loop closed by hand), or
+    by `aclose`.
     """
+
+    _http_type = httpx.AsyncClient
 
     def __init__(
         self,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        project_id: str | None = None,
-        model: str = wire.DEFAULT_MODEL,
-        timeout: float = DEFAULT_TIMEOUT,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        options: ClientOptions | None = None,
+        *,
         http_client: httpx.AsyncClient | None = None,
-        retry_policy: wire.RetryPolicy | None = None,
-        adaptive_concurrency: bool = True,
+        **settings: Any,
     ) -> None:
-        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
-            raise TypeError(
-                f"http_client must be an httpx.AsyncClient, got {type(http_client).__name__}"
-            )
-        self._core = ClientCore(
-            api_key=api_key,
-            base_url=base_url,
-            project_id=project_id,
-            model=model,
-            timeout=timeout,
-            max_retries=max_retries,
-            max_concurrency=max_concurrency,
-            retry_policy=retry_policy,
-            adaptive_concurrency=adaptive_concurrency,
+        super().__init__(options, http_client=http_client, **settings)
+        # One gate for every loop: the bound is the client's, not a loop's.
+        self._gate = AsyncGate(self._core.limit)
+        # Keyed weakly: a loop that is gone takes its entry with it.
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopPools] = (
+            weakref.WeakKeyDictionary()
         )
-        self._injected_http = http_client
-        # The state of the loop that used this client last. Only one is kept: a loop that
-        # has been closed cannot use (or close) its connections any more anyway.
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_state: _LoopState | None = None
+        self._loops_lock = threading.Lock()
         self._closed = False
 
     # -- public API -----------------------------------------------------------------------
@@ -112,11 +98,7 @@ class AsyncPhosphoClient:
             PhosphoError: a subclass saying what went wrong.
         """
         wire.check_text(text)
-        state = await self._enter()
-        try:
-            return await self._request(state, text, None)
-        finally:
-            await self._leave(state)
+        return await self._request(await self._pools(), text, None)
 
     async def embed_many(
         self,
@@ -138,9 +120,9 @@ class AsyncPhosphoClient:
         batch = Batch(texts, progress, on_embedding, deadline=deadline, resume_from=resume_from)
         if batch.distinct:
             self._core.headers()  # a missing key fails here, before any request
-            state = await self._enter()
-            workers = min(batch.distinct, self._core.settings.max_concurrency)
-            tasks = [asyncio.ensure_future(self._work(state, batch)) for _ in range(workers)]
+            pools = await self._pools()
+            workers = min(batch.distinct, self._core.options.max_concurrency)
+            tasks = [asyncio.ensure_future(self._work(pools, batch)) for _ in range(workers)]
             try:
                 await asyncio.gather(*tasks)
             except BaseException:
@@ -150,35 +132,26 @@ class AsyncPhosphoClient:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 raise
-            finally:
-                await self._leave(state)
         return batch.result()
-
-    @property
-    def concurrency_limit(self) -> int:
-        """Requests allowed in flight now: ``max_concurrency``, lower after 429s."""
-        return self._core.limit.current
-
-    @property
-    def usage(self) -> Usage:
-        """Requests billed, retries made and tokens counted so far by this client."""
-        return self._core.usage
-
-    @property
-    def dimension(self) -> int | None:
-        """The vectors' length, known after the first successful request."""
-        return self._core.dimension
 
     async def aclose(self) -> None:
         """Close the connection pools this client opened (an injected client stays open).
 
-        A pool opened in an earlier event loop was closed when that loop ended.
+        The running loop's pools are closed here; those of other loops still running are
+        closed in their own loop, soon after.
         """
         self._closed = True
-        state, loop = self._loop_state, self._loop
-        self._loop_state = self._loop = None
-        if state is not None and state.closer is not None and loop is asyncio.get_running_loop():
-            await state.closer.aclose()  # runs its finally: closes the pool
+        with self._loops_lock:
+            entries = list(self._loops.items())
+            self._loops.clear()
+        current = asyncio.get_running_loop()
+        for loop, pools in entries:
+            if pools.closer is None:
+                continue
+            if loop is current:
+                await pools.closer.aclose()  # runs its finally: closes the pools
+            elif not loop.is_closed():
+                asyncio.run_coroutine_threadsafe(pools.closer.aclose(), loop)
 
     async def __aenter__(self) -> AsyncPhosphoClient:
         return self
@@ -191,112 +164,116 @@ class AsyncPhosphoClient:
     ) -> None:
         await self.aclose()
 
-    def __repr__(self) -> str:
-        return self._core.describe(type(self).__name__)
-
     # -- I/O ------------------------------------------------------------------------------
 
-    async def _work(self, state: _LoopState, batch: Batch) -> None:
+    async def _work(self, pools: _LoopPools, batch: Batch) -> None:
         """One worker of an ``embed_many`` call: request texts until none is left."""
         while (text := batch.next_text()) is not None:
             try:
-                outcome: list[float] | PhosphoError = await self._request(state, text, batch)
+                outcome: list[float] | PhosphoError = await self._request(pools, text, batch)
             except PhosphoError as exc:
                 outcome = exc
             batch.record(text, outcome)
 
-    async def _request(self, state: _LoopState, text: str, batch: Batch | None) -> list[float]:
+    async def _request(self, pools: _LoopPools, text: str, batch: Batch | None) -> list[float]:
         """One text, with retries; the vector or the last attempt's error."""
         core = self._core
-        url, headers, body = core.settings.url, core.headers(), core.body(text)
-        retry = 0
+        headers, body = core.headers(), core.body(text)
+        attempts = core.attempts(batch)
         while True:
-            timeout = core.httpx_timeout(batch)
-            outcome: Outcome = None
-            epoch = await state.gate.acquire()
-            try:
-                outcome = await self._attempt(state, url, headers, body, timeout)
-            finally:
-                state.gate.release(epoch, outcome)
-            if isinstance(outcome, list):
-                return outcome
-            error = core.deadline_cut(outcome, batch)
-            delay = core.next_delay(error, retry, batch)
-            if delay is None:
-                raise error
-            await asyncio.sleep(delay)
-            if batch is not None and batch.stop.is_set():  # stopped while we slept
-                raise error
-            retry += 1
+            async with self._gate.slot(attempts.wait_limit()) as slot:
+                timeout = core.httpx_timeout(attempts.send())
+                slot.outcome = await self._attempt(pools, headers, body, timeout)
+            step = attempts.received(slot.outcome)
+            if not isinstance(step, Sleep):
+                return step
+            await asyncio.sleep(step.seconds)
 
     async def _attempt(
-        self,
-        state: _LoopState,
-        url: str,
-        headers: dict[str, str],
-        body: bytes,
-        timeout: httpx.Timeout,
+        self, pools: _LoopPools, headers: dict[str, str], body: bytes, timeout: httpx.Timeout
     ) -> list[float] | PhosphoError:
-        pool = state.least_busy()
-        state.busy[pool] += 1
+        core = self._core
+        pool = pools.least_busy()
+        pools.busy[pool] += 1
         try:
-            http = state.pools[pool]
-            response = await http.post(url, content=body, headers=headers, timeout=timeout)
+            http = pools.pools[pool]
+            response = await http.post(
+                core.options.url, content=body, headers=headers, timeout=timeout
+            )
         except httpx.HTTPError as exc:
-            return self._core.transport_error(exc)
+            return core.transport_error(exc)
         finally:
-            state.busy[pool] -= 1
+            pools.busy[pool] -= 1
         try:
-            return self._core.accept(response.status_code, response.headers, response.content)
+            return core.accept(response.status_code, response.headers, response.content)
         except PhosphoError as exc:
             return exc
 
-    async def _enter(self) -> _LoopState:
-        """The running loop's state, with this call counted in it."""
-        state = await self._state()
-        state.calls += 1
-        return state
-
-    async def _leave(self, state: _LoopState) -> None:
-        """Count a call out; the last call in a short-lived loop closes the loop's pool."""
-        state.calls -= 1
-        short_lived = threading.current_thread() is not threading.main_thread()
-        if state.calls or not short_lived or state.closer is None:
-            return
-        if self._loop_state is state:
-            self._loop_state = self._loop = None
-        await state.closer.aclose()
-
-    async def _state(self) -> _LoopState:
+    async def _pools(self) -> _LoopPools:
+        """The running loop's pools, opened at its first call."""
         if self._closed:
             raise RuntimeError("this AsyncPhosphoClient is closed")
         loop = asyncio.get_running_loop()
-        if self._loop_state is None or self._loop is not loop:
-            if self._injected_http is not None:
-                state = _LoopState([self._injected_http], AsyncGate(self._core.limit))
-            else:
-                timeout = self._core.httpx_timeout()
-                pools = [
+        with self._loops_lock:
+            pools = self._loops.get(loop)
+        if pools is not None:
+            return pools
+        if self._injected_http is not None:
+            pools = _LoopPools([self._injected_http])
+        else:
+            timeout = self._core.httpx_timeout(self._core.options.timeout)
+            pools = _LoopPools(
+                [
                     httpx.AsyncClient(timeout=timeout, limits=self._core.httpx_limits(size))
-                    for size in _pool_sizes(self._core.settings.max_concurrency)
+                    for size in _pool_sizes(self._core.options.max_concurrency)
                 ]
-                state = _LoopState(pools, AsyncGate(self._core.limit))
-                state.closer = _close_with_loop(pools)
-                await anext(state.closer)
-            self._loop_state, self._loop = state, loop
-        return self._loop_state
+            )
+            pools.closer = _close_with_loop(pools.pools, partial(self._forget, loop))
+            await anext(pools.closer)
+            _close_before_loop_closes(loop, pools.closer)
+        with self._loops_lock:
+            return self._loops.setdefault(loop, pools)
+
+    def _forget(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._loops_lock:
+            self._loops.pop(loop, None)
 
 
-async def _close_with_loop(pools: list[httpx.AsyncClient]) -> AsyncGenerator[None, None]:
+async def _close_with_loop(
+    pools: list[httpx.AsyncClient], forget: Callable[[], None]
+) -> AsyncGenerator[None, None]:
     """Closes the ``pools`` when their event loop ends.
 
-    A loop that ends (``asyncio.run`` returning, a notebook kernel restarting) finalizes the
-    async generators it started: this one's ``finally`` then closes the connection pool
-    inside that loop, where it still can, instead of leaving sockets for the garbage
-    collector to warn about.
+    A loop that ends through ``asyncio.run`` (or a notebook kernel restarting) finalizes the
+    async generators it started: this one's ``finally`` then closes the pools inside that
+    loop, where it still can, instead of leaving sockets for the garbage collector.
     """
     try:
         yield
     finally:
+        forget()
         for http in pools:
             await http.aclose()
+
+
+def _close_before_loop_closes(
+    loop: asyncio.AbstractEventLoop, closer: AsyncGenerator[None, None]
+) -> None:
+    """Run ``closer`` when ``loop`` is closed without finalizing its async generators.
+
+    ``loop.run_until_complete(...)`` then ``loop.close()``, as LlamaIndex's ``asyncio_run``
+    does in a worker thread, skips the clean-up ``asyncio.run`` does; the pools would then
+    keep their sockets until the garbage collector finds them. The loop's ``close`` is
+    wrapped, on this loop object only, to close them first.
+    """
+    close = loop.close
+    closer_ref = weakref.ref(closer)
+
+    def close_pools_then_loop() -> None:
+        pending = closer_ref()
+        if pending is not None and not loop.is_running() and not loop.is_closed():
+            loop.run_until_complete(pending.aclose())  # a no-op once it has run
+        close()
+
+    with suppress(AttributeError):  # a loop implemented in C (uvloop) takes no new attribute
+        loop.close = close_pools_then_loop  # type: ignore[method-assign]

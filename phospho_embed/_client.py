@@ -8,20 +8,24 @@ import weakref
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
+from typing import Any
 
 import httpx
 
 from phospho_embed import wire
-from phospho_embed._base import Batch, ClientCore, ProgressCallback, ResultCallback, Usage
-from phospho_embed._limit import Outcome, ThreadGate
-from phospho_embed._settings import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
+from phospho_embed._batch import Batch, ProgressCallback, ResultCallback
+from phospho_embed._core import ClientBase
+from phospho_embed._limit import ThreadGate
+from phospho_embed._options import ClientOptions
+from phospho_embed._retry import Sleep
 from phospho_embed.errors import BatchEmbeddingError, PhosphoError
 
 
-class PhosphoClient:
+class PhosphoClient(ClientBase[httpx.Client]):
     """Synchronous client of the phospho intent-embed API.
 
-    Every setting is an argument first, then an environment variable, then a default:
+    Every setting is an argument first, then an environment variable, then a default
+    (the table is `ClientOptions`):
 
     ```python
     with PhosphoClient() as client:              # PHOSPHO_API_KEY from the environment
@@ -30,54 +34,27 @@ class PhosphoClient:
     ```
 
     Args:
-        api_key: the API key; else ``PHOSPHO_API_KEY``. A missing key raises
-            `MissingAPIKeyError` at the first request, not here.
-        base_url: else ``PHOSPHO_BASE_URL``, else ``https://api.phospho.ai/v2``.
-        project_id: else ``PHOSPHO_PROJECT_ID``; sent only when set.
-        model: the model name the API expects (``"intent-embed"``).
-        timeout: seconds per attempt (default 60; connecting gets at most 10 s).
-        max_retries: retries after the first attempt, for transient failures only
-            (default 4).
-        max_concurrency: requests in flight at once, across every call on this client
-            (default 16).
+        options: a `ClientOptions`; default: built from ``settings``.
         http_client: an ``httpx.Client`` to send requests with (proxies, custom TLS, ...);
             the caller keeps ownership and closes it.
-        retry_policy: backoff timings (`wire.RetryPolicy`); the defaults suit the real API.
-        adaptive_concurrency: lower the requests in flight when the API answers 429 and
-            raise them again as requests succeed (see `concurrency_limit`); ``False`` keeps
-            ``max_concurrency`` whatever happens.
+        **settings: any field of `ClientOptions` (``api_key``, ``base_url``,
+            ``max_concurrency``...), applied on top of ``options``.
+
+    Raises:
+        TypeError / ValueError: an unknown setting, or one of the wrong type or range.
     """
+
+    _http_type = httpx.Client
 
     def __init__(
         self,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        project_id: str | None = None,
-        model: str = wire.DEFAULT_MODEL,
-        timeout: float = DEFAULT_TIMEOUT,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        options: ClientOptions | None = None,
+        *,
         http_client: httpx.Client | None = None,
-        retry_policy: wire.RetryPolicy | None = None,
-        adaptive_concurrency: bool = True,
+        **settings: Any,
     ) -> None:
-        if http_client is not None and not isinstance(http_client, httpx.Client):
-            raise TypeError(
-                f"http_client must be an httpx.Client, got {type(http_client).__name__}"
-            )
-        self._core = ClientCore(
-            api_key=api_key,
-            base_url=base_url,
-            project_id=project_id,
-            model=model,
-            timeout=timeout,
-            max_retries=max_retries,
-            max_concurrency=max_concurrency,
-            retry_policy=retry_policy,
-            adaptive_concurrency=adaptive_concurrency,
-        )
+        super().__init__(options, http_client=http_client, **settings)
         self._http = http_client
-        self._owns_http = http_client is None
         # One slot per request in flight: bounds embed() from many threads and concurrent
         # embed_many() calls together, under the limit that adapts to 429s.
         self._gate = ThreadGate(self._core.limit)
@@ -118,9 +95,9 @@ class PhosphoClient:
             on_embedding: called with ``(index, vector)`` for each input as soon as its
                 vector arrives, e.g. to write results out before the call ends.
                 Callbacks run in the worker threads, one at a time.
-            deadline: a time budget in seconds for the whole call: past it no request
-                starts, requests in flight are cut short, and the texts left get
-                `DeadlineExceededError` in the `BatchEmbeddingError`.
+            deadline: a time budget in seconds for the whole call, waiting for a free slot
+                included: past it no request starts, requests in flight are cut short, and
+                the texts left get `DeadlineExceededError` in the `BatchEmbeddingError`.
             resume_from: the `BatchEmbeddingError` (or its ``embeddings``) of an earlier
                 call on the same texts: only the texts it has no vector for are sent, so
                 ``client.embed_many(texts, resume_from=error)`` retries just the failures.
@@ -128,14 +105,15 @@ class PhosphoClient:
         Raises:
             TypeError / ValueError: a bad input, naming its index; nothing is sent.
             BatchEmbeddingError: some texts failed; ``.embeddings`` keeps every vector that
-                arrived and ``.errors`` says why the others failed.
+                arrived, ``.errors`` says why the others failed, and ``.stopped_by`` is the
+                401/402/403 that stopped the call, if one did.
             PhosphoError: the 401/402/403 error when it stopped the call before any vector.
         """
         batch = Batch(texts, progress, on_embedding, deadline=deadline, resume_from=resume_from)
         if batch.distinct:
             self._core.headers()  # a missing key fails here, before any thread starts
             executor = self._pool()
-            workers = min(batch.distinct, self._core.settings.max_concurrency)
+            workers = min(batch.distinct, self._core.options.max_concurrency)
             try:
                 futures = [executor.submit(self._work, batch) for _ in range(workers)]
                 for future in futures:
@@ -146,27 +124,12 @@ class PhosphoClient:
                 batch.stop.set()
         return batch.result()
 
-    @property
-    def concurrency_limit(self) -> int:
-        """Requests allowed in flight now: ``max_concurrency``, lower after 429s."""
-        return self._core.limit.current
-
-    @property
-    def usage(self) -> Usage:
-        """Requests billed, retries made and tokens counted so far by this client."""
-        return self._core.usage
-
-    @property
-    def dimension(self) -> int | None:
-        """The vectors' length, known after the first successful request."""
-        return self._core.dimension
-
     def close(self) -> None:
         """Release the thread pool and the connection pool (an injected client stays open)."""
         self._closed = True
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
-        if self._owns_http and self._http is not None:
+        if self._injected_http is None and self._http is not None:
             self._http.close()
 
     def __enter__(self) -> PhosphoClient:
@@ -179,9 +142,6 @@ class PhosphoClient:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        return self._core.describe(type(self).__name__)
 
     # -- I/O ------------------------------------------------------------------------------
 
@@ -198,41 +158,27 @@ class PhosphoClient:
         """One text, with retries; the vector or the last attempt's error."""
         http = self._client()
         core = self._core
-        url, headers, body = core.settings.url, core.headers(), core.body(text)
-        retry = 0
+        headers, body = core.headers(), core.body(text)
+        attempts = core.attempts(batch)
         while True:
-            timeout = core.httpx_timeout(batch)
-            outcome: Outcome = None
-            epoch = self._gate.acquire()
-            try:
-                outcome = self._attempt(http, url, headers, body, timeout)
-            finally:
-                self._gate.release(epoch, outcome)
-            if isinstance(outcome, list):
-                return outcome
-            error = core.deadline_cut(outcome, batch)
-            delay = core.next_delay(error, retry, batch)
-            if delay is None:
-                raise error
-            time.sleep(delay)
-            if batch is not None and batch.stop.is_set():  # stopped while we slept
-                raise error
-            retry += 1
+            with self._gate.slot(attempts.wait_limit()) as slot:
+                timeout = core.httpx_timeout(attempts.send())
+                slot.outcome = self._attempt(http, headers, body, timeout)
+            step = attempts.received(slot.outcome)
+            if not isinstance(step, Sleep):
+                return step
+            time.sleep(step.seconds)
 
     def _attempt(
-        self,
-        http: httpx.Client,
-        url: str,
-        headers: dict[str, str],
-        body: bytes,
-        timeout: httpx.Timeout,
+        self, http: httpx.Client, headers: dict[str, str], body: bytes, timeout: httpx.Timeout
     ) -> list[float] | PhosphoError:
+        core = self._core
         try:
-            response = http.post(url, content=body, headers=headers, timeout=timeout)
+            response = http.post(core.options.url, content=body, headers=headers, timeout=timeout)
         except httpx.HTTPError as exc:
-            return self._core.transport_error(exc)
+            return core.transport_error(exc)
         try:
-            return self._core.accept(response.status_code, response.headers, response.content)
+            return core.accept(response.status_code, response.headers, response.content)
         except PhosphoError as exc:
             return exc
 
@@ -245,7 +191,8 @@ class PhosphoClient:
                     # Built at first use: an SSL context costs milliseconds, and frameworks
                     # construct embedders long before (or without ever) calling them.
                     self._http = httpx.Client(
-                        timeout=self._core.httpx_timeout(), limits=self._core.httpx_limits()
+                        timeout=self._core.httpx_timeout(self._core.options.timeout),
+                        limits=self._core.httpx_limits(),
                     )
                     # A client dropped without close() still closes its sockets.
                     weakref.finalize(self, self._http.close)
@@ -257,7 +204,7 @@ class PhosphoClient:
             with self._setup_lock:
                 if self._executor is None:
                     self._executor = ThreadPoolExecutor(
-                        max_workers=self._core.settings.max_concurrency,
+                        max_workers=self._core.options.max_concurrency,
                         thread_name_prefix="phospho-embed",
                     )
                     weakref.finalize(self, self._executor.shutdown, wait=False)

@@ -9,13 +9,17 @@ new one; the other 429s of the burst only bring the limit down to what the API a
 (the burst's limit minus its refusals), which finds a hard cap in one step.
 
 `AdaptiveLimit` is the arithmetic, shared by every thread and event loop of a client;
-`ThreadGate` and `AsyncGate` make callers wait for a free slot.
+`ThreadGate` and `AsyncGate` make callers wait for a free `Slot`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
+from dataclasses import dataclass
 
 from phospho_embed.errors import PhosphoError, RateLimitError
 
@@ -75,6 +79,15 @@ class AdaptiveLimit:
             self._limit = max(1.0, min(self._limit, self._burst_limit - self._burst_refused))
 
 
+@dataclass
+class Slot:
+    """One request's place under the limit: the epoch it was sent in (``None`` when the wait
+    for a slot ran out) and what the attempt ended with, recorded on release."""
+
+    epoch: int | None
+    outcome: Outcome = None
+
+
 class ThreadGate:
     """Makes threads wait for a slot under an `AdaptiveLimit`."""
 
@@ -83,52 +96,106 @@ class ThreadGate:
         self._active = 0
         self._changed = threading.Condition()
 
-    def acquire(self) -> int:
-        """Wait for a free slot; returns the epoch to pass to `release`."""
+    @contextmanager
+    def slot(self, timeout: float | None) -> Iterator[Slot]:
+        """Hold a slot for the ``with`` block, waiting at most ``timeout`` seconds for one
+        (``None``: as long as it takes); past that the slot's ``epoch`` is ``None``."""
+        held = Slot(self._acquire(timeout))
+        try:
+            yield held
+        finally:
+            if held.epoch is not None:
+                self._release(held)
+
+    def _acquire(self, timeout: float | None) -> int | None:
+        ends_at = None if timeout is None else time.monotonic() + timeout
         with self._changed:
             while self._active >= self._limit.current:
-                self._changed.wait()
+                left = None if ends_at is None else ends_at - time.monotonic()
+                if left is not None and left <= 0:
+                    return None
+                self._changed.wait(left)
             self._active += 1
             return self._limit.epoch
 
-    def release(self, epoch: int, outcome: Outcome) -> None:
-        """Free the slot and adapt the limit to the attempt's outcome."""
-        self._limit.record(epoch, outcome)
+    def _release(self, held: Slot) -> None:
+        assert held.epoch is not None
+        self._limit.record(held.epoch, held.outcome)
         with self._changed:
             self._active -= 1
             self._changed.notify_all()
 
 
 class AsyncGate:
-    """Makes tasks of one event loop wait for a slot under an `AdaptiveLimit`.
+    """Makes tasks wait for a slot under an `AdaptiveLimit`, across every event loop and
+    thread that shares it: one client keeps one bound, however many loops run it.
 
-    `release` is synchronous so that it can run in a ``finally`` of a cancelled task
-    without awaiting anything.
+    A waiting task sleeps on a future of its own loop; a release from another loop wakes it
+    through ``call_soon_threadsafe``.
     """
 
     def __init__(self, limit: AdaptiveLimit) -> None:
         self._limit = limit
         self._active = 0
-        self._waiters: list[asyncio.Future[None]] = []
+        self._lock = threading.Lock()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
-    async def acquire(self) -> int:
-        """Wait for a free slot; returns the epoch to pass to `release`."""
-        while self._active >= self._limit.current:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
+    @asynccontextmanager
+    async def slot(self, timeout: float | None) -> AsyncIterator[Slot]:
+        """Hold a slot for the ``async with`` block, waiting at most ``timeout`` seconds for
+        one (``None``: as long as it takes); past that the slot's ``epoch`` is ``None``."""
+        held = Slot(await self._acquire(timeout))
+        try:
+            yield held
+        finally:
+            # Synchronous, so that a cancelled task frees its slot without awaiting.
+            if held.epoch is not None:
+                self._release(held)
+
+    async def _acquire(self, timeout: float | None) -> int | None:
+        loop = asyncio.get_running_loop()
+        ends_at = None if timeout is None else loop.time() + timeout
+        while True:
+            with self._lock:
+                if self._active < self._limit.current:
+                    self._active += 1
+                    return self._limit.epoch
+                waiter = loop.create_future()
+                self._waiters.append((loop, waiter))
             try:
-                await waiter
+                if ends_at is None:
+                    await waiter
+                else:
+                    await asyncio.wait_for(waiter, ends_at - loop.time())
+            except TimeoutError:
+                return None
             finally:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
-        self._active += 1
-        return self._limit.epoch
+                with self._lock:
+                    if (loop, waiter) in self._waiters:
+                        self._waiters.remove((loop, waiter))
 
-    def release(self, epoch: int, outcome: Outcome) -> None:
-        """Free the slot, adapt the limit, and let the waiting tasks check again."""
-        self._limit.record(epoch, outcome)
-        self._active -= 1
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+    def _release(self, held: Slot) -> None:
+        assert held.epoch is not None
+        self._limit.record(held.epoch, held.outcome)
+        with self._lock:
+            self._active -= 1
+            waiters, self._waiters = self._waiters, []
+        current = _running_loop()
+        for loop, waiter in waiters:  # every waiter checks again: the limit may have grown
+            if loop is current:
+                _wake(waiter)
+            else:
+                with suppress(RuntimeError):  # that loop has closed: nobody waits there
+                    loop.call_soon_threadsafe(_wake, waiter)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

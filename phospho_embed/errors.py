@@ -17,7 +17,7 @@ PhosphoError
 │   └── APITimeoutError         an attempt timed out                      retried
 ├── DeadlineExceededError       the call's deadline ran out for this text
 ├── ResponseFormatError         a 200 with a body of the wrong shape
-└── BatchEmbeddingError         some texts of an embed_many call failed
+└── BatchEmbeddingError         some texts of an embed_many call failed   .stopped_by
 ```
 
 "Retried" is `phospho_embed.wire.is_retryable` (408 too), "stops the call" is
@@ -150,15 +150,19 @@ class BatchEmbeddingError(PhosphoError):
         embeddings: one entry per input text, in input order: the vector, or ``None`` where
             that text failed (or was not sent because the call stopped).
         errors: input index -> the exception that explains why that text has no vector.
+        stopped_by: the error that stopped the whole call part-way (a refused key or
+            account: 401/402/403), or ``None`` when every text was tried.
     """
 
     def __init__(
         self,
         embeddings: Sequence[list[float] | None],
         errors: Mapping[int, BaseException],
+        stopped_by: PhosphoError | None = None,
     ) -> None:
         self.embeddings: list[list[float] | None] = list(embeddings)
         self.errors: dict[int, BaseException] = dict(sorted(errors.items()))
+        self.stopped_by = stopped_by
         super().__init__(self._summary())
 
     def _summary(self) -> str:
@@ -168,7 +172,8 @@ class BatchEmbeddingError(PhosphoError):
         more = len(self.errors) - len(shown)
         if more > 0:
             lines.append(f"... and {more} more")
-        return f"{len(self.errors)} of {total} texts failed; " + "; ".join(lines)
+        stopped = f"stopped by {type(self.stopped_by).__name__}; " if self.stopped_by else ""
+        return f"{len(self.errors)} of {total} texts failed; {stopped}" + "; ".join(lines)
 
     @property
     def failed_indices(self) -> list[int]:
@@ -176,4 +181,4 @@ class BatchEmbeddingError(PhosphoError):
         return list(self.errors)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.embeddings, self.errors))
+        return (type(self), (self.embeddings, self.errors, self.stopped_by))

@@ -23,6 +23,7 @@ from phospho_embed.errors import (
     APIStatusError,
     AuthenticationError,
     BadRequestError,
+    MissingAPIKeyError,
     PaymentRequiredError,
     PhosphoError,
     RateLimitError,
@@ -367,9 +368,10 @@ def is_retryable(error: BaseException) -> bool:
 
 
 def is_fatal(error: BaseException) -> bool:
-    """Whether every other request of the batch would fail the same way: a refused key
-    (`AuthenticationError`, 401/403) or billing (`PaymentRequiredError`, 402)."""
-    return isinstance(error, (AuthenticationError, PaymentRequiredError))
+    """Whether every other request of the call would fail the same way, so it stops: no key
+    (`MissingAPIKeyError`), a refused key (`AuthenticationError`, 401/403) or billing
+    (`PaymentRequiredError`, 402)."""
+    return isinstance(error, (MissingAPIKeyError, AuthenticationError, PaymentRequiredError))
 
 
 def retry_delay(

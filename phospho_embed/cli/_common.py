@@ -7,20 +7,15 @@ and turned by ``main`` into one line on stderr and a non-zero exit status, never
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from phospho_embed import PhosphoClient
-from phospho_embed._settings import (
-    API_KEY_ENV,
-    BASE_URL_ENV,
-    DEFAULT_MAX_CONCURRENCY,
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_TIMEOUT,
-    PROJECT_ID_ENV,
-)
+from phospho_embed._options import API_KEY_ENV, ClientOptions
+from phospho_embed.wire import DEFAULT_BASE_URL
 
 EXIT_OK = 0
 """Everything asked for was done."""
@@ -114,50 +109,46 @@ def positive_float(value: str) -> float:
 
 
 def add_client_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the options of every subcommand that calls the API (where, who, how hard).
+    """Add the options of every subcommand that calls the API (where, who, how hard): one
+    per `ClientOptions` setting that has a flag, with its meaning and default from there.
 
     Defaults are shown as environment variable names, never their values: the help of a
     command must not be a way to print the API key.
     """
     group = parser.add_argument_group("API client")
-    group.add_argument(
-        "--base-url",
-        metavar="URL",
-        help=f"API base URL, e.g. an emulator's http://127.0.0.1:8000/v2 "
-        f"(default: ${BASE_URL_ENV}, else https://api.phospho.ai/v2)",
-    )
-    group.add_argument(
-        "--api-key",
-        metavar="KEY",
-        help=f"phospho API key (default: ${API_KEY_ENV}; prefer the variable: "
-        "command lines end up in shell histories and process lists)",
-    )
-    group.add_argument(
-        "--project-id",
-        metavar="ID",
-        help=f"phospho project to link the embeddings to (default: ${PROJECT_ID_ENV}, else none)",
-    )
-    group.add_argument(
-        "--max-concurrency",
-        type=positive_int,
-        default=DEFAULT_MAX_CONCURRENCY,
-        metavar="N",
-        help="requests in flight at once (default: %(default)s)",
-    )
-    group.add_argument(
-        "--max-retries",
-        type=non_negative_int,
-        default=DEFAULT_MAX_RETRIES,
-        metavar="N",
-        help="retries per text after transient failures: timeouts, 429, 5xx (default: %(default)s)",
-    )
-    group.add_argument(
-        "--timeout",
-        type=positive_float,
-        default=DEFAULT_TIMEOUT,
-        metavar="SECONDS",
-        help="timeout of each attempt (default: %(default)s)",
-    )
+    for spec in dataclasses.fields(ClientOptions):
+        flag = spec.metadata["flag"]
+        if flag is None:
+            continue
+        env = spec.metadata["env"]
+        if env is not None:
+            default = f"${env}" + (
+                f", else {_ENV_FALLBACK[spec.name]}" if spec.name in _ENV_FALLBACK else ""
+            )
+            group.add_argument(
+                flag,
+                dest=spec.name,
+                metavar=spec.metadata["metavar"],
+                help=f"{spec.metadata['doc']} (default: {default}){_FLAG_NOTES.get(spec.name, '')}",
+            )
+        else:
+            group.add_argument(
+                flag,
+                dest=spec.name,
+                type=_ARGUMENT_TYPES[type(spec.default)],
+                default=spec.default,
+                metavar=spec.metadata["metavar"],
+                help=f"{spec.metadata['doc']} (default: %(default)s)",
+            )
+
+
+#: What a flag's help says instead of a default read from the environment.
+_ENV_FALLBACK = {"base_url": DEFAULT_BASE_URL, "project_id": "none"}
+_FLAG_NOTES = {
+    "api_key": "; prefer the variable: command lines end up in shell histories and process lists"
+}
+#: How a flag's text becomes the setting's value (its range is checked by `ClientOptions`).
+_ARGUMENT_TYPES: dict[type, Callable[[str], Any]] = {int: int, float: float, str: str}
 
 
 def require_api_key(args: argparse.Namespace) -> None:
@@ -169,16 +160,22 @@ def require_api_key(args: argparse.Namespace) -> None:
 
 
 def client_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The client settings given by the options of `add_client_arguments`, as keywords that
-    `PhosphoClient` and both framework adapters accept."""
-    return {
-        "api_key": args.api_key,
-        "base_url": args.base_url,
-        "project_id": args.project_id,
-        "timeout": args.timeout,
-        "max_retries": args.max_retries,
-        "max_concurrency": args.max_concurrency,
-    }
+    """The settings given by the options of `add_client_arguments`, as keywords that
+    `ClientOptions`, `PhosphoClient` and both framework adapters accept."""
+    return {name: getattr(args, name) for name in ClientOptions.names() if hasattr(args, name)}
+
+
+def client_options(args: argparse.Namespace) -> ClientOptions:
+    """The `ClientOptions` given by the options of `add_client_arguments`.
+
+    Raises:
+        CLIError: a setting out of range (e.g. ``--max-concurrency 0``), or a base URL
+            without http://.
+    """
+    try:
+        return ClientOptions(**client_settings(args))
+    except (TypeError, ValueError) as error:
+        raise CLIError(str(error)) from None
 
 
 def build_client(args: argparse.Namespace) -> PhosphoClient:
@@ -187,7 +184,4 @@ def build_client(args: argparse.Namespace) -> PhosphoClient:
     Raises:
         CLIError: a setting the client rejects (e.g. a base URL without http://).
     """
-    try:
-        return PhosphoClient(**client_settings(args))
-    except (TypeError, ValueError) as error:
-        raise CLIError(str(error)) from None
+    return PhosphoClient(client_options(args))

@@ -65,51 +65,69 @@ def test_an_async_client_survives_successive_event_loops(emulator: Emulator) -> 
     asyncio.run(client.aclose())
 
 
-def test_an_async_client_keeps_its_pool_in_the_main_threads_loop(emulator: Emulator) -> None:
-    async def two_calls() -> tuple[bool, bool]:
+def test_an_async_client_keeps_a_loops_pools_for_the_loops_life(emulator: Emulator) -> None:
+    async def calls() -> tuple[bool, list[Any]]:
         client = AsyncPhosphoClient(api_key="k", base_url=emulator.base_url)
         await client.embed("first")
-        first = client._loop_state
+        first = client._loops[asyncio.get_running_loop()]
         await client.embed_many(["second", "third"])
-        kept = client._loop_state is first and first is not None and not first.pools[0].is_closed
-        await client.aclose()
-        return kept, first is not None and first.pools[0].is_closed
+        kept = client._loops[asyncio.get_running_loop()] is first
+        return kept and not first.pools[0].is_closed, first.pools
 
-    # Keep-alive across calls in a long-lived loop; closed by aclose().
-    assert asyncio.run(two_calls()) == (True, True)
+    # Keep-alive across calls in a loop; closed when asyncio.run finalizes the loop.
+    kept, pools = asyncio.run(calls())
+    assert kept
+    assert all(pool.is_closed for pool in pools)
 
 
-def test_an_async_client_closes_its_pool_when_its_calls_in_a_worker_thread_end(
+def test_a_bare_loop_in_a_worker_thread_keeps_its_pools_until_it_is_closed(
     emulator: Emulator,
 ) -> None:
-    # A loop in a worker thread may be closed with no clean-up (LlamaIndex's asyncio_run
-    # does so): the last call of the client in it closes the pool itself.
+    # LlamaIndex's asyncio_run runs a loop in a worker thread and closes it with no clean-up.
+    # The pools live as long as that loop (no new connection per call), and its close()
+    # closes them.
     client = AsyncPhosphoClient(api_key="k", base_url=emulator.base_url)
     seen: list[Any] = []
 
-    async def overlapping_calls() -> list[list[float]]:
-        first = asyncio.ensure_future(client.embed_many(["a", "b"]))
-        second = asyncio.ensure_future(client.embed("c"))
-        await asyncio.sleep(0)
-        seen.append(client._loop_state)  # one pool shared by both calls
-        return [*await first, await second]
+    async def sequential_calls() -> list[list[float]]:
+        vectors = []
+        for text in ["a", "b", "c"]:
+            vectors.append(await client.embed(text))
+            pools = client._loops[asyncio.get_running_loop()]
+            assert not pools.pools[0].is_closed
+            seen.append(pools)
+        return vectors
 
     def bare_loop() -> None:
         loop = asyncio.new_event_loop()
         try:
-            assert loop.run_until_complete(overlapping_calls()) == [vec(t) for t in "abc"]
+            assert loop.run_until_complete(sequential_calls()) == [vec(t) for t in "abc"]
         finally:
             loop.close()
 
     with ThreadPoolExecutor(1) as executor:
         executor.submit(bare_loop).result()
-    (state,) = seen
-    assert state is not None
-    assert state.pools[0].is_closed
-    assert client._loop_state is None
+    assert seen[0] is seen[1] is seen[2]
+    assert all(pool.is_closed for pool in seen[0].pools)
+    assert len(client._loops) == 0
     # The client still works, in another loop.
     assert asyncio.run(client.embed("d")) == vec("d")
-    asyncio.run(client.aclose())
+
+
+def test_one_bound_for_every_thread_and_loop_sharing_an_async_client(
+    emulator: Emulator,
+) -> None:
+    emulator.configure(latency=0.05)
+    client = AsyncPhosphoClient(api_key="k", base_url=emulator.base_url, max_concurrency=4)
+
+    def run(name: str) -> bool:
+        texts = batch(name, 16)
+        return asyncio.run(client.embed_many(texts)) == [vec(t) for t in texts]
+
+    with ThreadPoolExecutor(max_workers=3) as threads:
+        assert all(threads.map(run, ["north", "south", "east"]))
+    assert emulator.stats.peak_in_flight == 4
+    assert emulator.stats.requests == 48
 
 
 def test_the_async_pool_is_split_in_pools_of_16_connections_that_all_serve(
@@ -126,8 +144,7 @@ def test_the_async_pool_is_split_in_pools_of_16_connections_that_all_serve(
     async def run() -> tuple[list[list[float]], list[Any]]:
         client = AsyncPhosphoClient(api_key="k", base_url=emulator.base_url, max_concurrency=40)
         vectors = await client.embed_many(texts)
-        assert client._loop_state is not None
-        pools = client._loop_state.pools
+        pools = client._loops[asyncio.get_running_loop()].pools
         await client.aclose()
         return vectors, pools
 

@@ -164,13 +164,14 @@ def test_the_key_appears_nowhere(
     assert not [line for line in seen if SENTINEL in line]
 
 
-def test_settings_hold_the_key_behind_a_secret() -> None:
+def test_options_hold_the_key_behind_a_secret() -> None:
     client = PhosphoClient(api_key=SENTINEL)
-    settings = client._core.settings
-    assert SENTINEL not in repr(settings)
+    options = client.options
+    assert SENTINEL not in repr(options) + str(options)
     assert SENTINEL not in str(vars(client))
+    assert options.require_api_key() == SENTINEL
     with pytest.raises(TypeError, match="cannot be pickled"):
-        pickle.dumps(settings.api_key)
+        pickle.dumps(options)
 
 
 def test_retries_are_logged_with_their_delay(
