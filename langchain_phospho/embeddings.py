@@ -17,19 +17,21 @@ from langchain_core.utils import from_env, secret_from_env
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 from typing_extensions import Self
 
-from phospho_embed import AsyncPhosphoClient, PhosphoClient, ProgressCallback, Usage
-from phospho_embed._settings import (
-    API_KEY_ENV,
-    BASE_URL_ENV,
-    DEFAULT_MAX_CONCURRENCY,
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_TIMEOUT,
-    PROJECT_ID_ENV,
+from phospho_embed import (
+    AsyncPhosphoClient,
+    ClientOptions,
+    PhosphoClient,
+    ProgressCallback,
+    RetryPolicy,
+    Usage,
 )
-from phospho_embed.wire import DEFAULT_MODEL, RetryPolicy
+from phospho_embed._adapter import Clients, OwnsClients
+from phospho_embed._options import API_KEY_ENV, BASE_URL_ENV, PROJECT_ID_ENV
+
+_default = ClientOptions.default
 
 
-class PhosphoEmbeddings(Serializable, Embeddings):
+class PhosphoEmbeddings(OwnsClients, Serializable, Embeddings):
     """phospho intent embeddings for LangChain: concurrent, ordered, retried and bounded.
 
     Each text is one request to the phospho API (which runs an LLM per text), so
@@ -51,9 +53,14 @@ class PhosphoEmbeddings(Serializable, Embeddings):
 
     Errors are the typed exceptions of `phospho_embed` (all subclass ``PhosphoError``); when
     some texts fail, ``BatchEmbeddingError.embeddings`` keeps every vector that arrived.
+
+    The fields are the core's `ClientOptions` (same names and defaults). Changing one
+    later (``embeddings.max_concurrency = 32``, ``model_copy(update=...)``) takes effect at
+    the next call; a copy (``copy.deepcopy`` included) or an unpickled object builds its
+    own clients.
     """
 
-    model: str = DEFAULT_MODEL
+    model: str = _default("model")
     """The phospho model name."""
     api_key: SecretStr | None = Field(default_factory=secret_from_env(API_KEY_ENV, default=None))
     """API key; else ``PHOSPHO_API_KEY``. Missing: the first request raises
@@ -62,14 +69,14 @@ class PhosphoEmbeddings(Serializable, Embeddings):
     """Endpoint; else ``PHOSPHO_BASE_URL``, else ``https://api.phospho.ai/v2``."""
     project_id: str | None = Field(default_factory=from_env(PROJECT_ID_ENV, default=None))
     """phospho project to link embeddings to; else ``PHOSPHO_PROJECT_ID``; sent only when set."""
-    timeout: float = Field(default=DEFAULT_TIMEOUT, gt=0)
+    timeout: float = Field(default=_default("timeout"), gt=0)
     """Seconds per attempt (default 60)."""
-    max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=0)
+    max_retries: int = Field(default=_default("max_retries"), ge=0)
     """Retries after the first attempt, for transient failures only (default 4)."""
-    max_concurrency: int = Field(default=DEFAULT_MAX_CONCURRENCY, ge=1)
+    max_concurrency: int = Field(default=_default("max_concurrency"), ge=1)
     """Requests in flight at once, across every call on this instance (default 16); the sync
     and the async methods each have this bound."""
-    adaptive_concurrency: bool = True
+    adaptive_concurrency: bool = _default("adaptive_concurrency")
     """Lower the requests in flight after 429s and raise them again as requests succeed;
     ``False`` keeps ``max_concurrency`` fixed."""
     retry_policy: RetryPolicy | None = Field(default=None, exclude=True)
@@ -83,34 +90,23 @@ class PhosphoEmbeddings(Serializable, Embeddings):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, protected_namespaces=())
 
-    _client: PhosphoClient = PrivateAttr()
-    _async_client: AsyncPhosphoClient = PrivateAttr()
+    _clients: Clients = PrivateAttr(default_factory=Clients)
 
     @model_validator(mode="after")
     def _validate(self) -> Self:
-        """Build the core clients now, so every setting is checked at construction."""
-        self._build_clients()
-        return self
-
-    def _build_clients(self) -> None:
-        """Make the core clients (no network: connections open at the first request)."""
+        """Check every setting now (no client is built and nothing is sent until first use)."""
+        ClientOptions.from_attributes(self)
         if self.show_progress_bar:
             _tqdm()  # a missing extra should fail now, not after the first requests
-        settings: dict[str, Any] = {
-            "api_key": self.api_key.get_secret_value() if self.api_key else None,
-            "base_url": self.base_url,
-            "project_id": self.project_id,
-            "model": self.model,
-            "timeout": self.timeout,
-            "max_retries": self.max_retries,
-            "max_concurrency": self.max_concurrency,
-            "adaptive_concurrency": self.adaptive_concurrency,
-            "retry_policy": self.retry_policy,
-        }
-        self._client = PhosphoClient(**settings, http_client=self.http_client)
-        # The async client makes its connection pool and semaphore inside whichever event
-        # loop runs it, so fresh loops (notebooks, asyncio.run twice) work.
-        self._async_client = AsyncPhosphoClient(**settings, http_client=self.http_async_client)
+        return self
+
+    @property
+    def _client(self) -> PhosphoClient:
+        return self._clients.sync(ClientOptions.from_attributes(self), self.http_client)
+
+    @property
+    def _async_client(self) -> AsyncPhosphoClient:
+        return self._clients.async_(ClientOptions.from_attributes(self), self.http_async_client)
 
     # -- LangChain serialization: the key is replaced by its environment variable's name ----
 
@@ -159,30 +155,17 @@ class PhosphoEmbeddings(Serializable, Embeddings):
     @property
     def usage(self) -> Usage:
         """Requests billed, retries and tokens so far, sync and async calls together."""
-        sync, aio = self._client.usage, self._async_client.usage
-        return Usage(
-            sync.requests + aio.requests,
-            sync.retries + aio.retries,
-            sync.prompt_tokens + aio.prompt_tokens,
-            sync.total_tokens + aio.total_tokens,
-        )
+        return self._clients.usage
 
     def close(self) -> None:
-        """Close the sync connection pool (an injected ``http_client`` stays open)."""
-        self._client.close()
+        """Close the sync connection pool (an injected ``http_client`` stays open); the
+        embeddings stay usable: the next call opens a new one."""
+        self._clients.close()
 
     async def aclose(self) -> None:
-        """Close the async connection pool of the running loop (injected clients stay open)."""
-        await self._async_client.aclose()
-
-    def __getstate__(self) -> dict[Any, Any]:
-        # Live clients hold locks and sockets: a pickled copy rebuilds its own.
-        state = super().__getstate__()
-        return {**state, "__pydantic_private__": None}
-
-    def __setstate__(self, state: dict[Any, Any]) -> None:
-        super().__setstate__(state)
-        self._build_clients()
+        """Close the sync and async connection pools (injected clients stay open); the
+        embeddings stay usable."""
+        await self._clients.aclose()
 
     @contextmanager
     def _progress(self, texts: list[str]) -> Iterator[ProgressCallback | None]:

@@ -26,7 +26,7 @@ from phospho_embed.cli._common import (
     CLIError,
     CommandParser,
 )
-from phospho_embed.errors import PhosphoError
+from phospho_embed.errors import BatchEmbeddingError, PhosphoError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -73,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         _fail(f"{type(error).__name__}: {error}")
         # Refused by the API (key, billing) is "stopped"; texts that outlasted their
         # retries, with the others done, are "some records failed".
-        cause = error.__cause__
-        refused = wire.is_fatal(error) or (isinstance(cause, PhosphoError) and wire.is_fatal(cause))
+        stopped_by = error.stopped_by if isinstance(error, BatchEmbeddingError) else None
+        refused = wire.is_fatal(error) or stopped_by is not None
         return EXIT_STOPPED if refused else EXIT_FAILURES
     except OSError as error:
         where = f": {error.filename}" if error.filename else ""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from phospho_embed import BatchEmbeddingError, PhosphoError, wire
+from phospho_embed import BatchEmbeddingError, wire
 from phospho_embed.cli._common import (
     EXIT_FAILURES,
     EXIT_OK,
@@ -321,10 +321,8 @@ def _embed(args: argparse.Namespace, messages: _Messages) -> None:
                 client.embed_many(messages.texts, progress=progress.advance)
             )
         except BatchEmbeddingError as error:
-            causes = (error.__cause__, *error.errors.values())
-            fatal = [e for e in causes if isinstance(e, PhosphoError) and wire.is_fatal(e)]
-            if fatal:  # 401/402/403: the whole run is refused, not some texts
-                raise fatal[0] from error
+            if error.stopped_by is not None:  # 401/402/403: the whole run is refused
+                raise error.stopped_by from error
             vectors = list(error.embeddings)
             for position, cause in sorted(error.errors.items()):
                 reason = f"not embedded: {type(cause).__name__}: {cause}"

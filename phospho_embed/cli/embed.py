@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import TYPE_CHECKING
 
-from phospho_embed import BatchEmbeddingError, PhosphoClient, PhosphoError, wire
+from phospho_embed import BatchEmbeddingError, PhosphoClient, PhosphoError
 from phospho_embed.cli._common import (
     EXIT_FAILURES,
     EXIT_INTERRUPTED,
@@ -319,7 +319,7 @@ def _embed_chunks(
                 chunk.texts, progress=tally.progress.advance, on_embedding=chunk.on_embedding
             )
         except BatchEmbeddingError as error:
-            fatal = _fatal_cause(error)
+            fatal = error.stopped_by
             if fatal is not None:
                 return fatal
             for position, cause in error.errors.items():
@@ -350,16 +350,6 @@ def _batched(items: Iterable[tuple[int, str]], size: int) -> Iterator[list[tuple
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
-
-
-def _fatal_cause(error: BatchEmbeddingError) -> PhosphoError | None:
-    """The 401/402/403 that stopped an ``embed_many`` call part-way, if that is what happened."""
-    cause = error.__cause__
-    if isinstance(cause, PhosphoError) and wire.is_fatal(cause):
-        return cause
-    return next(
-        (e for e in error.errors.values() if isinstance(e, PhosphoError) and wire.is_fatal(e)), None
-    )
 
 
 def _counts(writer: OutputWriter, plan: Plan, tally: _Tally) -> str:

@@ -203,7 +203,8 @@ def test_payment_failure_mid_batch_keeps_what_arrived(
     assert error.embeddings == [vec("one text"), None, None, None]
     assert sorted(error.errors) == [1, 2, 3]
     assert all(isinstance(e, PaymentRequiredError) for e in error.errors.values())
-    assert isinstance(error.__cause__, PaymentRequiredError)
+    assert isinstance(error.stopped_by, PaymentRequiredError)
+    assert "stopped by PaymentRequiredError" in str(error)
     assert emulator.stats.requests == 2  # the rest were never sent
 
 

@@ -197,7 +197,7 @@ def test_throttling_and_backoff_settings_reach_the_core(
     assert emulator.stats.by_status[429] > 0
     # Fixed: still four after the 429s (an adaptive bound would have come down).
     assert model._sync_client().concurrency_limit == 4
-    assert model._sync_client()._core.settings.retry_policy == fast
+    assert model._sync_client().options.retry_policy == fast
     assert "retry_policy" not in model.to_dict()  # not serialized, like an injected client
 
 
