@@ -85,9 +85,10 @@ class PhosphoEmbedding(OwnsClients, BaseEmbedding):
     ``PHOSPHO_PROJECT_ID``, then the defaults (the core's `ClientOptions`). ``None`` in a
     field means "from the environment", read at each call. A field changed later
     (``model.max_concurrency = 32``, ``model_copy(update=...)``) takes effect at the next
-    call; a copy (``copy.deepcopy`` included) or an unpickled model builds its own clients. The key is never part of ``to_dict()``,
-    ``to_json()``, ``repr()`` or instrumentation payloads; ``pickle`` keeps an explicitly
-    given key so that worker processes (``IngestionPipeline.run(num_workers=...)``) work.
+    call; a copy (``copy.deepcopy`` included) or an unpickled model builds its own clients.
+    The key is never part of ``to_dict()``, ``to_json()``, ``repr()`` or instrumentation
+    payloads; ``pickle`` keeps an explicitly given key so that worker processes
+    (``IngestionPipeline.run(num_workers=...)``) work.
 
     Every ``BaseEmbedding`` keyword works: ``callback_manager``, ``num_workers``,
     ``embeddings_cache``, and ``rate_limiter``, which is charged one permit per request sent
