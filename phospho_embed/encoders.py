@@ -1,7 +1,7 @@
 """Encoders: anything that turns texts into vectors, behind one function.
 
-The intent tools (`phospho_embed.discovery`, and later `phospho_embed.intents`) take the
-embedder a user already has, so the math never depends on a concrete client:
+The intent tools (`phospho_embed.intents`, `phospho_embed.discovery`) take the embedder a
+user already has, so the math never depends on a concrete client:
 
 - a core client, `PhosphoClient` or `AsyncPhosphoClient` (``embed_many``);
 - a LangChain ``Embeddings``, e.g. ``langchain_phospho.PhosphoEmbeddings``
@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, cast
 
 from phospho_embed._async_client import AsyncPhosphoClient
 from phospho_embed._client import PhosphoClient
+from phospho_embed.errors import BatchEmbeddingError
 
 try:
     import numpy as np
@@ -48,9 +49,13 @@ __all__ = [
     "LangChainEmbeddings",
     "LlamaIndexEmbedding",
     "aencode",
+    "aencode_each",
     "as_matrix",
     "encode",
+    "encode_each",
+    "encoder_dimension",
     "encoder_kind",
+    "encoder_model",
 ]
 
 
@@ -136,8 +141,8 @@ def encode(encoder: Encoder, texts: Sequence[str]) -> NDArray[np.float32]:
         else:
             raise RuntimeError(
                 "an AsyncPhosphoClient cannot be used from synchronous code while an event "
-                "loop is running in this thread: await the async twin instead "
-                "(adiscover_intents, aencode), or pass a PhosphoClient"
+                "loop is running in this thread: await the async twin instead (aclassify_many, "
+                "afit, adiscover_intents, aencode, ...), or pass a PhosphoClient"
             )
     elif kind == "llama-index":
         rows = cast(LlamaIndexEmbedding, encoder).get_text_embedding_batch(items)
@@ -177,6 +182,67 @@ async def aencode(encoder: Encoder, texts: Sequence[str]) -> NDArray[np.float32]
         else:
             rows = await asyncio.to_thread(langchain.embed_documents, items)
     return as_matrix(rows, expected=len(items), what="the encoder's vectors")
+
+
+def encode_each(
+    encoder: Encoder, texts: Sequence[str], *, return_exceptions: bool = True
+) -> list[NDArray[np.float32] | Exception]:
+    """Embed ``texts`` with ``encoder``; one outcome per text, in input order: its vector,
+    shape ``(dim,)``, or the exception that explains why it has none.
+
+    When some texts fail (a text too long for the model, retries exhausted), the encoder's
+    ``BatchEmbeddingError`` is split into per-text outcomes, so the vectors that did arrive
+    (and were paid for) are kept; with ``return_exceptions=False`` it is raised instead, as
+    `encode` does. Any other error concerns the whole call and is raised.
+
+    Raises:
+        TypeError / ValueError / RuntimeError / PhosphoError: as `encode` (a
+            ``BatchEmbeddingError`` only with ``return_exceptions=False``).
+    """
+    try:
+        return list(encode(encoder, texts))
+    except BatchEmbeddingError as error:
+        return _outcomes(error, return_exceptions)
+
+
+async def aencode_each(
+    encoder: Encoder, texts: Sequence[str], *, return_exceptions: bool = True
+) -> list[NDArray[np.float32] | Exception]:
+    """Async `encode_each` (through `aencode`).
+
+    Raises:
+        TypeError / ValueError / PhosphoError: as `aencode` (a ``BatchEmbeddingError`` only
+            with ``return_exceptions=False``).
+    """
+    try:
+        return list(await aencode(encoder, texts))
+    except BatchEmbeddingError as error:
+        return _outcomes(error, return_exceptions)
+
+
+def encoder_model(encoder: object) -> str | None:
+    """The name of the model ``encoder`` embeds with, or ``None`` when it does not say.
+
+    Read from public attributes only: a core client's ``options.model``, a LangChain
+    embedder's ``model`` field, a LlamaIndex embedding's ``model_name`` field, in that order.
+    """
+    options = getattr(encoder, "options", None)
+    for value in (
+        getattr(options, "model", None),
+        getattr(encoder, "model", None),
+        getattr(encoder, "model_name", None),
+    ):
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def encoder_dimension(encoder: object) -> int | None:
+    """The length of the vectors ``encoder`` has returned so far, when it keeps track (a core
+    client after its first vector), else ``None``."""
+    if isinstance(encoder, (PhosphoClient, AsyncPhosphoClient)):
+        return encoder.dimension
+    return None
 
 
 def as_matrix(
@@ -247,3 +313,21 @@ def _prepare(encoder: object, texts: Sequence[str]) -> tuple[list[str], str]:
     if isinstance(texts, str):
         raise TypeError("texts must be a list of strings, not one string")
     return list(texts), encoder_kind(encoder)
+
+
+def _outcomes(
+    error: BatchEmbeddingError, return_exceptions: bool
+) -> list[NDArray[np.float32] | Exception]:
+    """A partly failed batch as one outcome per text: its vector or its exception (or the
+    error raised again, without ``return_exceptions``)."""
+    if not return_exceptions:
+        raise error
+    outcomes: list[NDArray[np.float32] | Exception] = []
+    for i, vector in enumerate(error.embeddings):
+        cause = error.errors.get(i)
+        if vector is not None:
+            outcomes.append(as_matrix([vector], what=f"the encoder's vectors[{i}]")[0])
+        else:
+            # A text without an exception of its own was never sent: the batch's error says why.
+            outcomes.append(cause if isinstance(cause, Exception) else error)
+    return outcomes

@@ -68,9 +68,9 @@ def run(args: argparse.Namespace) -> int:
     with build_client(args) as client:
         classifier = _classifier(args, client)
         if args.threshold is not None:
-            classifier.threshold, classifier.thresholds = args.threshold, {}
+            classifier.threshold_, classifier.thresholds_ = args.threshold, {}
         if args.margin is not None:
-            classifier.margin = args.margin
+            classifier.margin_ = args.margin
         if args.save is not None:  # with this run's --threshold and --margin
             classifier.save(args.save)
         for text, match in zip(texts, classifier.classify_many(texts), strict=True):
@@ -107,7 +107,7 @@ def _classifier(args: argparse.Namespace, client: Any) -> IntentClassifier:
     path: Path = args.examples
     if path.suffix == ".npz":
         try:
-            return IntentClassifier.load(path, client=client)
+            return IntentClassifier.load(path, encoder=client)
         except ValueError as error:
             raise CLIError(str(error)) from None
     try:
@@ -117,7 +117,7 @@ def _classifier(args: argparse.Namespace, client: Any) -> IntentClassifier:
     if not isinstance(examples, dict):
         raise CLIError(f"{path} must hold a JSON object {{intent: [example, ...]}}")
     try:
-        classifier = IntentClassifier.from_examples(examples, client=client)
+        classifier = IntentClassifier.from_examples(examples, encoder=client)
     except (TypeError, ValueError) as error:
         raise CLIError(f"{path}: {error}") from None
     return classifier
