@@ -1,5 +1,5 @@
 """What every benchmark scenario needs: an emulator in its own process, the texts to send,
-the alternatives configured the one way that works against this API, and markdown output."""
+the alternatives configured the one way that works against this API, and the machine."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import os
 import platform
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -141,37 +142,29 @@ def openai_llama(url: str, http_client: Any, async_http_client: Any, **kwargs: A
     )
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
+@dataclass(frozen=True)
+class Machine:
+    """Where the numbers come from."""
+
+    machine: str
+    cores: int | None
+    system: str
+    python: str
+    packages: str  # "phospho-embed 0.1.0, httpx 0.28.1, ..."
 
 
-def percent(value: float) -> str:
-    """``0.1234`` -> ``12.3%``."""
-    return f"{value:.1%}"
-
-
-def times(value: float) -> str:
-    """A ratio: ``12.345`` -> ``12.3x``, ``0.934`` -> ``0.93x``."""
-    return f"{value:.1f}x" if value >= 10 else f"{value:.2f}x"
-
-
-def verdict(met: bool) -> str:
-    """How the page says whether a goal is met."""
-    return "met" if met else "**not met**"
-
-
-def machine() -> str:
-    """One paragraph on where the numbers come from."""
+def machine() -> Machine:
+    """This machine, and the versions of ours and of the alternatives installed."""
     packages = []
     for name in _PACKAGES:
         try:
             packages.append(f"{name} {version(name)}")
         except PackageNotFoundError:
             continue
-    return (
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.system()}; "
-        f"Python {platform.python_version()}; " + ", ".join(packages) + "."
+    return Machine(
+        platform.machine(),
+        os.cpu_count(),
+        platform.system(),
+        platform.python_version(),
+        ", ".join(packages),
     )

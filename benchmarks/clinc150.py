@@ -17,12 +17,14 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from benchmarks._harness import emulator_process, percent, table
+from benchmarks._harness import emulator_process
+from benchmarks._page import Section, lines, percent, render, table
 from phospho_embed import PhosphoClient
 from phospho_embed.emulator import semantic_available
 from phospho_embed.emulator._semantic import INSTALL_HINT, MODEL_NAME
@@ -32,7 +34,6 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 DATA = Path(__file__).parent / "data" / "clinc150"
-TITLE = "Intent classification on CLINC150"
 
 Examples = dict[str, list[list[float]]]
 Labels = Sequence[str | None]
@@ -139,26 +140,30 @@ def _classifier(thresholds: str = "all", **options: Any) -> Method:
     return method
 
 
-#: (name, is ours, method): the comparison.
-METHODS: list[tuple[str, bool, Method]] = [
+#: (id, label, is ours, method): the comparison.
+METHODS: list[tuple[str, str, bool, Method]] = [
     (
+        "ours",
         "**ours**: top-5 mean on centred vectors, fitted global + per-intent thresholds",
         True,
         _classifier(),
     ),
-    ("ours, one global threshold only", True, _classifier("global")),
-    ("ours, not centred", True, _classifier(center=False)),
+    ("ours-global-threshold", "ours, one global threshold only", True, _classifier("global")),
+    ("ours-not-centred", "ours, not centred", True, _classifier(center=False)),
     (
+        "semantic-router",
         "semantic-router: routes' mean over the global top-5 hits, best hit > one global threshold",
         False,
         _semantic_router,
     ),
     (
+        "top5-mean-not-centred",
         "per-intent top-5 mean, not centred, one global threshold",
         False,
         _classifier("global", center=False, aggregation="top_k_mean", top_k=5),
     ),
     (
+        "langchain-argmax",
         "LangChain routing how-to: argmax over the examples, no out-of-scope",
         False,
         _classifier("none", center=False, aggregation="max"),
@@ -166,35 +171,65 @@ METHODS: list[tuple[str, bool, Method]] = [
 ]
 
 #: How an intent's score comes from its examples (ours otherwise: centred, fitted thresholds).
-AGGREGATIONS: list[tuple[str, Method]] = [
-    ("mean of the top-5 example scores (default)", _classifier()),
-    ("best single example (max)", _classifier(aggregation="max")),
-    ("intent centroid", _classifier(aggregation="centroid")),
+AGGREGATIONS: list[tuple[str, str, Method]] = [
+    ("top5-mean", "mean of the top-5 example scores (default)", _classifier()),
+    ("max", "best single example (max)", _classifier(aggregation="max")),
+    ("centroid", "intent centroid", _classifier(aggregation="centroid")),
 ]
 
 
-def _load(quick: bool) -> tuple[list[tuple[str, str]], list[tuple[str, str | None]]]:
+@dataclass(frozen=True)
+class Plan:
+    """How much of CLINC150 a run takes: None, all of it."""
+
+    intents: int | None
+    examples_per_intent: int | None
+    out_of_scope: int | None
+
+
+FULL = Plan(intents=None, examples_per_intent=None, out_of_scope=None)
+QUICK = Plan(intents=10, examples_per_intent=10, out_of_scope=20)
+
+
+def _load(plan: Plan) -> tuple[list[tuple[str, str]], list[tuple[str, str | None]]]:
+    """The examples (training split) and the labelled texts (validation split) of the plan."""
     train = json.loads((DATA / "train.json").read_text())["in_scope"]
     val = json.loads((DATA / "val.json").read_text())
-    labelled = [(t, i) for t, i in val["in_scope"]] + [(t, None) for t, _ in val["out_of_scope"]]
-    if quick:  # a smoke run: 10 intents, 10 examples each, their validation texts, 20 others
-        keep = sorted({intent for _, intent in train})[:10]
-        counts: dict[str, int] = defaultdict(int)
-        quick_train = []
-        for text, intent in train:
-            if intent in keep and counts[intent] < 10:
-                counts[intent] += 1
-                quick_train.append((text, intent))
-        train = quick_train
-        labelled = [(t, i) for t, i in labelled if i in keep] + [
-            (t, i) for t, i in labelled if i is None
-        ][:20]
-    return train, labelled
+    keep = set(sorted({intent for _, intent in train})[: plan.intents])
+    counts: dict[str, int] = defaultdict(int)
+    examples = []
+    for text, intent in train:
+        if intent in keep and counts[intent] != plan.examples_per_intent:
+            counts[intent] += 1
+            examples.append((text, intent))
+    labelled: list[tuple[str, str | None]] = [(t, i) for t, i in val["in_scope"] if i in keep]
+    labelled += [(t, None) for t, _ in val["out_of_scope"]][: plan.out_of_scope]
+    return examples, labelled
+
+
+@dataclass(frozen=True)
+class Scores:
+    """`IntentReport`'s figures, for any method, on the texts it was not tuned on."""
+
+    accuracy: float  # out of scope counted as a class
+    in_scope_accuracy: float  # a rejection is wrong
+    oos_recall: float
+    oos_precision: float  # nan without any rejection
+
+
+@dataclass(frozen=True)
+class MethodRow:
+    """One method's scores on one kind of vectors."""
+
+    id: str
+    label: str
+    ours: bool
+    scores: Scores
 
 
 def _cross_fit(
     method: Method, examples: Examples, vectors: list[list[float]], labels: list[str | None]
-) -> dict[str, float]:
+) -> Scores:
     """The method's scores on each half of the labelled texts, fitted on the other half."""
     folds = [list(range(0, len(vectors), 2)), list(range(1, len(vectors), 2))]
     scores: list[dict[str, float]] = []
@@ -202,7 +237,7 @@ def _cross_fit(
         predict = method(examples, [vectors[i] for i in tune], [labels[i] for i in tune])
         expected = [labels[i] for i in test]
         scores.append(_scores(expected, predict([vectors[i] for i in test])))
-    return {name: _mean([s[name] for s in scores]) for name in scores[0]}
+    return Scores(**{name: _mean([s[name] for s in scores]) for name in scores[0]})
 
 
 def _scores(expected: Labels, predicted: Labels) -> dict[str, float]:
@@ -230,9 +265,19 @@ def _mean(values: list[float]) -> float:
     return sum(defined) / len(defined) if defined else math.nan
 
 
+@dataclass(frozen=True)
+class KindRun:
+    """Every method on one kind of vectors."""
+
+    kind: str
+    embed_seconds: float
+    methods: list[MethodRow]
+    aggregations: list[MethodRow]
+
+
 def _compare(
     kind: str, train: list[tuple[str, str]], labelled: list[tuple[str, str | None]]
-) -> dict[str, Any]:
+) -> KindRun:
     """Embed the texts through an emulator serving ``kind`` vectors; score every method."""
     with (
         emulator_process(vectors=kind) as base_url,
@@ -246,147 +291,116 @@ def _compare(
     for (_, intent), vector in zip(train, train_vectors, strict=True):
         examples[intent].append(vector)
     labels = [intent for _, intent in labelled]
-    return {
-        "kind": kind,
-        "embed_seconds": seconds,
-        "methods": [
-            (name, ours, _cross_fit(method, examples, vectors, labels))
-            for name, ours, method in METHODS
+    return KindRun(
+        kind,
+        seconds,
+        [
+            MethodRow(id, label, ours, _cross_fit(method, examples, vectors, labels))
+            for id, label, ours, method in METHODS
         ],
-        "aggregations": [
-            (name, _cross_fit(method, examples, vectors, labels)) for name, method in AGGREGATIONS
+        [
+            MethodRow(id, label, True, _cross_fit(method, examples, vectors, labels))
+            for id, label, method in AGGREGATIONS
         ],
-    }
+    )
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+def run(plan: Plan) -> Clinc150:
     """Score every method on semantic vectors (when installed), then on lexical ones."""
-    train, labelled = _load(quick)
+    train, labelled = _load(plan)
     kinds = ["semantic", "lexical"] if semantic_available() else ["lexical"]
-    return {
-        "intents": len({intent for _, intent in train}),
-        "examples": len(train),
-        "labelled": len(labelled),
-        "out_of_scope": sum(1 for _, intent in labelled if intent is None),
-        "runs": [_compare(kind, train, labelled) for kind in kinds],
-    }
+    return Clinc150(
+        intents=len({intent for _, intent in train}),
+        examples=len(train),
+        labelled=len(labelled),
+        out_of_scope=sum(1 for _, intent in labelled if intent is None),
+        runs=[_compare(kind, train, labelled) for kind in kinds],
+    )
 
 
-HEADER = ["method", "accuracy (out-of-scope as a class)", "in-scope accuracy",
-          "out-of-scope recall", "out-of-scope precision"]  # fmt: skip
-
-
-def _rows(results: list[tuple[str, dict[str, float]]]) -> list[list[str]]:
-    return [
+def _lines(rows: list[MethodRow]) -> str:
+    return lines(
         [
-            name,
-            percent(r["accuracy"]),
-            percent(r["in_scope_accuracy"]),
-            percent(r["oos_recall"]),
-            "n/a" if math.isnan(r["oos_precision"]) else percent(r["oos_precision"]),
+            [
+                row.label,
+                percent(row.scores.accuracy),
+                percent(row.scores.in_scope_accuracy),
+                percent(row.scores.oos_recall),
+                "n/a"
+                if math.isnan(row.scores.oos_precision)
+                else percent(row.scores.oos_precision),
+            ]
+            for row in rows
         ]
-        for name, r in results
-    ]
-
-
-def _headline(run: dict[str, Any]) -> str:
-    """Ours against the best alternative, on one kind of vectors."""
-    ours = next(r for _, is_ours, r in run["methods"] if is_ours)
-    name, best = max(
-        ((name, r) for name, is_ours, r in run["methods"] if not is_ours),
-        key=lambda item: item[1]["accuracy"],
-    )
-    return (
-        f"On {run['kind']} vectors, ours against the best alternative ({name}): "
-        f"{ours['accuracy'] - best['accuracy']:+.1%} accuracy, "
-        f"{ours['in_scope_accuracy'] - best['in_scope_accuracy']:+.1%} in-scope accuracy, "
-        f"{ours['oos_recall'] - best['oos_recall']:+.1%} out-of-scope recall."
     )
 
 
-def _vectors_note(kind: str) -> str:
-    if kind == "semantic":
-        return (
-            f"The emulator's semantic vectors: {MODEL_NAME}, a static model (a text's vector is "
-            "the mean of its tokens' vectors, 256 dimensions lifted exactly to 1536), read "
-            "offline from the wordllama wheel. Paraphrases land close, but word order and "
-            'negation are ignored ("cancel my order" and "do not cancel my order" are near '
-            "twins)."
+#: The summary's columns: (field of Scores, column title).
+SUMMARY = (
+    ("accuracy", "accuracy"),
+    ("in_scope_accuracy", "in-scope accuracy"),
+    ("oos_recall", "out-of-scope recall"),
+)
+
+
+@dataclass(frozen=True)
+class Clinc150(Section):
+    """The data's size, and every method's scores on each kind of vectors."""
+
+    intents: int
+    examples: int
+    labelled: int
+    out_of_scope: int
+    runs: list[KindRun]
+
+    def _headline(self, run: KindRun) -> str:
+        """Ours against the best alternative, on one kind of vectors."""
+        ours = next(row for row in run.methods if row.id == "ours")
+        best = max((row for row in run.methods if not row.ours), key=lambda r: r.scores.accuracy)
+        return render(
+            "clinc150",
+            "headline",
+            kind=run.kind,
+            best=best,
+            accuracy=ours.scores.accuracy - best.scores.accuracy,
+            in_scope=ours.scores.in_scope_accuracy - best.scores.in_scope_accuracy,
+            oos_recall=ours.scores.oos_recall - best.scores.oos_recall,
         )
-    return (
-        "The emulator's lexical vectors: hashed words, word pairs and character trigrams. Only "
-        "shared wording scores high; paraphrases without a shared word do not."
-    )
 
+    def _kind_section(self, run: KindRun) -> str:
+        best = max(run.aggregations, key=lambda row: row.scores.accuracy)
+        return render(
+            "clinc150",
+            "kind",
+            name=KINDS[run.kind],
+            vectors=render("clinc150", f"vectors.{run.kind}", model=MODEL_NAME),
+            embedded=self.examples + self.labelled,
+            run=run,
+            methods=_lines(run.methods),
+            best=best,
+            aggregations=_lines(run.aggregations),
+        )
 
-def _section(run: dict[str, Any], embedded: str) -> list[str]:
-    best_aggregation = max(run["aggregations"], key=lambda item: item[1]["accuracy"])[0]
-    return [
-        f"### On {KINDS[run['kind']]}",
-        f"{_vectors_note(run['kind'])} {embedded} in {run['embed_seconds']:.1f} s.",
-        table(HEADER, _rows([(name, r) for name, _, r in run["methods"]])),
-        "How an intent's score comes from its examples (all centred, fitted thresholds); "
-        f"in this run the best was: {best_aggregation}.",
-        table(HEADER, _rows(run["aggregations"])),
-    ]
-
-
-def markdown(result: dict[str, Any]) -> str:
-    """The section of docs/benchmarks.md."""
-    runs = result["runs"]
-    kinds = [run["kind"] for run in runs]
-    summary_header = ["method"] + [
-        f"{kind}: {measure}"
-        for kind in kinds
-        for measure in ("accuracy", "in-scope accuracy", "out-of-scope recall")
-    ]
-    summary = [
-        [name]
-        + [
-            percent(run["methods"][i][2][measure])
-            for run in runs
-            for measure in ("accuracy", "in_scope_accuracy", "oos_recall")
+    def markdown(self) -> str:
+        kinds = [run.kind for run in self.runs]
+        summary = [
+            [row.label]
+            + [
+                percent(getattr(run.methods[i].scores, field))
+                for run in self.runs
+                for field, _ in SUMMARY
+            ]
+            for i, row in enumerate(self.runs[0].methods)
         ]
-        for i, (name, _, _) in enumerate(runs[0]["methods"])
-    ]
-    missing = (
-        []
-        if "semantic" in kinds
-        else [
-            f"**Semantic vectors are not installed on this machine** ({INSTALL_HINT}): "
-            "this run compares the methods on lexical vectors only."
-        ]
-    )
-    embedded = (
-        f"{result['examples'] + result['labelled']} texts embedded through "
-        "`PhosphoClient.embed_many`"
-    )
-    return "\n\n".join(
-        [
-            f"## {TITLE}",
-            f"{result['intents']} intents, {result['examples']} examples (the training split), "
-            f"{result['labelled']} labelled validation texts of which {result['out_of_scope']} "
-            "out of scope. The data has no test split: thresholds are fitted on one half of "
-            "the validation split and measured on the other, both ways round (2-fold "
-            "cross-fitting, the same folds for every method): no method is scored on the "
-            "texts it was tuned on.",
-            "**The vectors are the emulator's**, not phospho's intent model: absolute figures "
-            "say nothing about phospho's quality. The point is the comparison of methods on "
-            "identical vectors, and it is made twice: on "
-            + " and on ".join(KINDS[kind] for kind in kinds)
-            + ".",
-            *missing,
-            "The semantic-router row is that library's routing (aurelio-labs/semantic-router, "
-            "`BaseRouter` with its defaults `top_k=5`, `aggregation='mean'`), re-implemented "
-            "on the same vectors: the query's 5 nearest examples across all intents, grouped "
-            "by intent, the intent with the highest mean chosen and accepted when its best "
-            "hit is above one global threshold (fitted like ours). Averaging only the hits "
-            "each intent has among the 5 favours an intent with one strong hit over one with "
-            "several, so it can pick another intent than the best single example's. The row "
-            "after it is a per-intent top-5 mean without centring, which is not that "
-            "library's method.",
-            table(summary_header, summary),
-            *(_headline(run) for run in runs),
-            *(line for run in runs for line in _section(run, embedded)),
-        ]
-    )
+        header = ["method"] + [f"{kind}: {title}" for kind in kinds for _, title in SUMMARY]
+        semantic = "semantic" in kinds
+        return render(
+            "clinc150",
+            "section",
+            result=self,
+            kinds=" and on ".join(KINDS[kind] for kind in kinds),
+            missing="" if semantic else render("clinc150", "missing", hint=INSTALL_HINT),
+            summary=table(header, summary),
+            headlines="\n\n".join(self._headline(run) for run in self.runs),
+            sections="\n\n".join(self._kind_section(run) for run in self.runs),
+        )

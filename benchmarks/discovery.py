@@ -34,14 +34,14 @@ import json
 import time
 import tracemalloc
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score  # type: ignore[import-untyped]
 
-from benchmarks._harness import percent, table
+from benchmarks._page import Goal, Section, lines, percent, render
 from phospho_embed.discovery import discover_intents, evaluate_labels
 from phospho_embed.emulator import emulator_vector, semantic_available
 from phospho_embed.emulator._semantic import MODEL_NAME
@@ -50,16 +50,20 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 DATA = Path(__file__).parent / "data" / "clinc150"
-TITLE = "Intent discovery on CLINC150"
 DIMENSIONS = 1536
-#: Published unsupervised intent-discovery results on CLINC150 (TEXTOIR's table), on other
-#: vectors: for scale only.
-PUBLISHED = [
-    ("KMeans on TEXTOIR's encoder (TEXTOIR)", 0.71, 0.28, 0.46),
-    ("USNID, the best trained method (TEXTOIR)", 0.91, 0.69, 0.76),
-]
-SIZES = (10_000, 50_000, 100_000)
-QUICK_SIZES = (1_000,)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How big a run is."""
+
+    intents: int | None  # of CLINC150's 150, the first in name order; None: all
+    sizes: tuple[int, ...]  # messages for the scaling part
+    full_only: bool  # run the methods too slow for a smoke run (BERTopic's numba compilation)
+
+
+FULL = Plan(intents=None, sizes=(10_000, 50_000, 100_000), full_only=True)
+QUICK = Plan(intents=10, sizes=(1_000,), full_only=False)
 
 #: Clusters (vectors, texts, the true number of intents) into one label per message.
 Cluster = Callable[["NDArray[np.float32]", Sequence[str], int], Any]
@@ -70,7 +74,7 @@ def _ours(vectors: NDArray[np.float32], texts: Sequence[str], k: int) -> NDArray
 
 
 def _kmeans_oracle(vectors: NDArray[np.float32], texts: Sequence[str], k: int) -> Any:
-    from sklearn.cluster import KMeans
+    from sklearn.cluster import KMeans  # type: ignore[import-untyped]
 
     return KMeans(n_clusters=k, n_init=3, random_state=0).fit_predict(vectors)
 
@@ -84,7 +88,7 @@ def _phospho_platform(vectors: NDArray[np.float32], texts: Sequence[str], k: int
 
 def _bertopic_default(vectors: NDArray[np.float32], texts: Sequence[str], k: int) -> Any:
     from sklearn.cluster import HDBSCAN
-    from umap import UMAP
+    from umap import UMAP  # type: ignore[import-untyped]
 
     reduced = UMAP(
         n_neighbors=15, n_components=5, min_dist=0.0, metric="cosine", random_state=0, n_jobs=1
@@ -98,23 +102,24 @@ def _hdbscan_raw(vectors: NDArray[np.float32], texts: Sequence[str], k: int) -> 
     return HDBSCAN(min_cluster_size=15, copy=True).fit_predict(vectors)
 
 
-#: (row label, method, told the true number of intents, full run only)
-METHODS: list[tuple[str, Cluster, bool, bool]] = [
-    ("**ours**: `discover_intents`, defaults", _ours, False, False),
-    ("KMeans told the true k (an oracle)", _kmeans_oracle, True, False),
-    ("phospho's platform: agglomerative, `max(5, N // 100)` clusters", _phospho_platform, False,
-     False),
-    ("BERTopic's default: UMAP to 5 dims, then HDBSCAN (min_cluster_size=15)",
+#: (id, label, method, told the true number of intents, full run only)
+METHODS: list[tuple[str, str, Cluster, bool, bool]] = [
+    ("ours", "**ours**: `discover_intents`, defaults", _ours, False, False),
+    ("kmeans-oracle", "KMeans told the true k (an oracle)", _kmeans_oracle, True, False),
+    ("phospho-platform", "phospho's platform: agglomerative, `max(5, N // 100)` clusters",
+     _phospho_platform, False, False),
+    ("bertopic-default",
+     "BERTopic's default: UMAP to 5 dims, then HDBSCAN (min_cluster_size=15)",
      _bertopic_default, False, True),
-    ("HDBSCAN on the raw vectors (min_cluster_size=15)", _hdbscan_raw, False, False),
+    ("hdbscan-raw", "HDBSCAN on the raw vectors (min_cluster_size=15)", _hdbscan_raw, False,
+     False),
 ]  # fmt: skip
 
 
-def _load(quick: bool) -> tuple[list[str], list[str]]:
+def _load(plan: Plan) -> tuple[list[str], list[str]]:
     train = json.loads((DATA / "train.json").read_text())["in_scope"]
-    if quick:  # 10 intents: a smoke run
-        keep = sorted({intent for _, intent in train})[:10]
-        train = [(t, i) for t, i in train if i in keep]
+    keep = set(sorted({intent for _, intent in train})[: plan.intents])
+    train = [(t, i) for t, i in train if i in keep]
     return [t for t, _ in train], [i for _, i in train]
 
 
@@ -122,38 +127,84 @@ def _embed(texts: Sequence[str], kind: str) -> NDArray[np.float32]:
     return np.asarray([emulator_vector(t, DIMENSIONS, kind) for t in texts], np.float32)
 
 
-def _compare(kind: str, texts: list[str], gold: list[str], quick: bool) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Scores:
+    """How one method's clusters match the intents."""
+
+    seconds: float
+    nmi_all: float  # on all messages, those left out as one group
+    ari_all: float
+    nmi: float  # on the messages placed only
+    ari: float
+    acc: float  # a message left out counts as wrong
+    coverage: float
+    clusters: int
+
+
+@dataclass(frozen=True)
+class MethodRow:
+    """One clustering method on one kind of vectors."""
+
+    id: str
+    label: str
+    oracle: bool  # told the true number of intents
+    scores: Scores | None  # None: not run (full run only)
+
+
+def _compare(kind: str, texts: list[str], gold: list[str], plan: Plan) -> list[MethodRow]:
     vectors = _embed(texts, kind)
     k = len(set(gold))
     rows = []
-    for name, method, oracle, full_only in METHODS:
-        if full_only and quick:
-            rows.append({"name": name, "skipped": "full run only (`make bench`)"})
+    for id, label, method, oracle, full_only in METHODS:
+        if full_only and not plan.full_only:
+            rows.append(MethodRow(id, label, oracle, None))
             continue
         started = time.perf_counter()
         labels = np.asarray(method(vectors, texts, k), dtype=np.int64)
         seconds = time.perf_counter() - started
         scores = evaluate_labels(labels, gold)
         rows.append(
-            {
-                "name": name,
-                "oracle": oracle,
-                "seconds": seconds,
-                "nmi_all": normalized_mutual_info_score(gold, labels),
-                "ari_all": adjusted_rand_score(gold, labels),
-                **asdict(scores),
-            }
+            MethodRow(
+                id,
+                label,
+                oracle,
+                Scores(
+                    seconds=seconds,
+                    nmi_all=float(normalized_mutual_info_score(gold, labels)),
+                    ari_all=float(adjusted_rand_score(gold, labels)),
+                    nmi=scores.nmi,
+                    ari=scores.ari,
+                    acc=scores.acc,
+                    coverage=scores.coverage,
+                    clusters=scores.intents,
+                ),
+            )
         )
     return rows
 
 
-def _scaling(quick: bool) -> list[dict[str, Any]]:
-    texts, _ = _load(quick)
-    kind = "semantic" if semantic_available() else "lexical"
+@dataclass(frozen=True)
+class ScalingRow:
+    """`discover_intents` on many messages."""
+
+    messages: int
+    seconds: float
+    intents: int
+    coverage: float
+    peak_ratio: float  # tracemalloc's peak over the vectors' own size
+    vectors_mb: float
+
+    @property
+    def id(self) -> str:
+        return f"n{self.messages}"
+
+
+def _scaling(plan: Plan, kind: str) -> list[ScalingRow]:
+    texts, _ = _load(plan)
     base = _embed(texts, kind)
     generator = np.random.default_rng(0)
     rows = []
-    for size in QUICK_SIZES if quick else SIZES:
+    for size in plan.sizes:
         picks = np.arange(size) % len(base)
         # Each repeat a slightly different message: no two vectors alike.
         noise = generator.normal(0.0, 0.01, size=(size, base.shape[1])).astype(np.float32)
@@ -167,138 +218,112 @@ def _scaling(quick: bool) -> list[dict[str, Any]]:
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         rows.append(
-            {
-                "messages": size,
-                "seconds": seconds,
-                "intents": len(found.intents),
-                "coverage": found.coverage,
-                "peak_ratio": peak / vectors.nbytes,
-                "vectors_mb": vectors.nbytes / 2**20,
-            }
+            ScalingRow(
+                messages=size,
+                seconds=seconds,
+                intents=len(found.intents),
+                coverage=found.coverage,
+                peak_ratio=peak / vectors.nbytes,
+                vectors_mb=vectors.nbytes / 2**20,
+            )
         )
         del vectors, noise, found
     return rows
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+def run(plan: Plan) -> Discovery:
     """Cluster CLINC150 with every method on both kinds of vectors; time the scaling."""
-    texts, gold = _load(quick)
+    texts, gold = _load(plan)
     kinds = ["semantic", "lexical"] if semantic_available() else ["lexical"]
-    return {
-        "messages": len(texts),
-        "intents": len(set(gold)),
-        "kinds": kinds,
-        "comparison": {kind: _compare(kind, texts, gold, quick) for kind in kinds},
-        "scaling": _scaling(quick),
-        "scaling_kind": kinds[0],
-    }
-
-
-def goals(result: dict[str, Any]) -> list[tuple[str, str, bool]]:
-    """The issue's goals: ours ahead of every method not told k; quick at 100k messages."""
-    out = []
-    for kind in result["kinds"]:
-        rows = [r for r in result["comparison"][kind] if "skipped" not in r]
-        ours, others = rows[0], [r for r in rows[1:] if not r["oracle"]]
-        best_nmi = max(r["nmi_all"] for r in others)
-        best_ari = max(r["ari_all"] for r in others)
-        out.append(
-            (
-                f"Discovery ({kind} vectors) beats every method not told k on NMI and ARI "
-                "(all messages)",
-                f"NMI {ours['nmi_all']:.3f} vs {best_nmi:.3f}, "
-                f"ARI {ours['ari_all']:.3f} vs {best_ari:.3f}",
-                ours["nmi_all"] > best_nmi and ours["ari_all"] > best_ari,
-            )
-        )
-    largest = result["scaling"][-1]
-    out.append(
-        (
-            "Discovery well under a minute at 100k messages, memory a small multiple of the "
-            "vectors",
-            f"{largest['messages']:,} messages: {largest['seconds']:.1f} s, peak "
-            f"{largest['peak_ratio']:.1f}x the vectors",
-            largest["messages"] >= 100_000
-            and largest["seconds"] < 30
-            and largest["peak_ratio"] < 5,
-        )
+    return Discovery(
+        messages=len(texts),
+        intents=len(set(gold)),
+        comparison={kind: _compare(kind, texts, gold, plan) for kind in kinds},
+        scaling=_scaling(plan, kinds[0]),
+        scaling_kind=kinds[0],
     )
-    return out
 
 
-def markdown(result: dict[str, Any]) -> str:
-    """The section of docs/benchmarks.md."""
-    header = [
-        "method",
-        "NMI (all)",
-        "ARI (all)",
-        "NMI (placed)",
-        "ARI (placed)",
-        "ACC",
-        "coverage",
-        "clusters",
-        "seconds",
+def _cells(scores: Scores | None) -> list[str]:
+    if scores is None:
+        return [*["-"] * 7, render("discovery", "skipped")]
+    return [
+        f"{scores.nmi_all:.3f}",
+        f"{scores.ari_all:.3f}",
+        f"{scores.nmi:.3f}",
+        f"{scores.ari:.3f}",
+        percent(scores.acc),
+        percent(scores.coverage),
+        str(scores.clusters),
+        f"{scores.seconds:.1f}",
     ]
 
-    def rows(kind: str) -> list[list[str]]:
+
+@dataclass(frozen=True)
+class Discovery(Section):
+    """Every method on each kind of vectors (kind -> rows), and the scaling rows."""
+
+    messages: int
+    intents: int
+    comparison: dict[str, list[MethodRow]]
+    scaling: list[ScalingRow]
+    scaling_kind: str
+
+    def goals(self) -> list[Goal]:
         out = []
-        for r in result["comparison"][kind]:
-            if "skipped" in r:
-                out.append([r["name"], *["-"] * 7, r["skipped"]])
-                continue
+        for kind, rows in self.comparison.items():
+            ours = next(row.scores for row in rows if row.id == "ours")
+            others = [
+                row.scores
+                for row in rows
+                if row.scores is not None and row.id != "ours" and not row.oracle
+            ]
+            assert ours is not None  # ours always runs
+            best_nmi = max(scores.nmi_all for scores in others)
+            best_ari = max(scores.ari_all for scores in others)
             out.append(
-                [
-                    r["name"],
-                    f"{r['nmi_all']:.3f}",
-                    f"{r['ari_all']:.3f}",
-                    f"{r['nmi']:.3f}",
-                    f"{r['ari']:.3f}",
-                    percent(r["acc"]),
-                    percent(r["coverage"]),
-                    str(r["intents"]),
-                    f"{r['seconds']:.1f}",
-                ]
+                Goal.from_template(
+                    "discovery",
+                    "beats-unsupervised",
+                    ours.nmi_all > best_nmi and ours.ari_all > best_ari,
+                    kind=kind,
+                    ours=ours,
+                    best_nmi=best_nmi,
+                    best_ari=best_ari,
+                )
             )
+        largest = self.scaling[-1]
+        out.append(
+            Goal.from_template(
+                "discovery",
+                "scaling",
+                largest.messages >= 100_000 and largest.seconds < 30 and largest.peak_ratio < 5,
+                largest=largest,
+            )
+        )
         return out
 
-    names = {"semantic": f"semantic vectors ({MODEL_NAME})", "lexical": "lexical vectors"}
-    parts = [
-        f"## {TITLE}",
-        f"{result['messages']:,} messages (CLINC150's in-scope training texts, "
-        f"{result['intents']} intents), clustered without being told the number of intents "
-        "(but for the oracle row). Every method clusters the same vectors, exactly the ones "
-        "the emulator sends, computed in process. **They are the emulator's vectors, not "
-        "phospho's model**: the comparison of methods is the point. NMI and ARI are computed "
-        "on all messages (those a method left out as one group: leaving the hard ones out "
-        "is not free) and on the messages placed only (what `evaluate` reports: it flatters "
-        "methods that leave many out, like HDBSCAN's); ACC (clusters matched to intents by "
-        "the Hungarian algorithm) counts a message left out as wrong; coverage is the share "
-        "placed.",
-    ]
-    for kind in result["kinds"]:
-        parts += [f"### On {names[kind]}", table(header, rows(kind))]
-    parts += [
-        "For scale, published unsupervised results on CLINC150 (TEXTOIR's table), on other "
-        "vectors: "
-        + "; ".join(f"{name}: NMI {n:.2f}, ARI {a:.2f}, ACC {c:.0%}" for name, n, a, c in PUBLISHED)
-        + ".",
-        "### Scaling",
-        f"`discover_intents` with its defaults on vectors given ({result['scaling_kind']}, "
-        "CLINC150's vectors repeated with a small random perturbation), on this machine; peak "
-        "memory is tracemalloc's, against the vectors' own size:",
-        table(
-            ["messages", "seconds", "intents", "coverage", "vectors (MB)", "peak / vectors"],
+    def markdown(self) -> str:
+        kinds = "\n\n".join(
+            render(
+                "discovery",
+                "kind",
+                name=render("discovery", f"kind.{kind}", model=MODEL_NAME),
+                rows=lines([[row.label, *_cells(row.scores)] for row in rows]),
+            )
+            for kind, rows in self.comparison.items()
+        )
+        scaling = lines(
             [
                 [
-                    f"{r['messages']:,}",
-                    f"{r['seconds']:.1f}",
-                    str(r["intents"]),
-                    percent(r["coverage"]),
-                    f"{r['vectors_mb']:.0f}",
-                    f"{r['peak_ratio']:.1f}x",
+                    f"{row.messages:,}",
+                    f"{row.seconds:.1f}",
+                    str(row.intents),
+                    percent(row.coverage),
+                    f"{row.vectors_mb:.0f}",
+                    f"{row.peak_ratio:.1f}x",
                 ]
-                for r in result["scaling"]
-            ],
-        ),
-    ]
-    return "\n\n".join(parts)
+                for row in self.scaling
+            ]
+        )
+        return render("discovery", "section", result=self, kinds=kinds, scaling=scaling)

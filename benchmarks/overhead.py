@@ -26,33 +26,30 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import httpx
 
-from benchmarks._harness import (
-    API_KEY,
-    emulator_process,
-    percent,
-    sample_texts,
-    table,
-    times,
-    verdict,
-)
+from benchmarks._harness import API_KEY, emulator_process, sample_texts
+from benchmarks._page import Goal, Section, goal_lines, lines, percent, render, table, times
 from phospho_embed import AsyncPhosphoClient, PhosphoClient, wire
 from phospho_embed.emulator import emulator_vector
 
-TITLE = "Client overhead"
 HEADERS = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
 
-FLOOR = "bare `httpx.Client.post` + `json.loads`, one at a time"
-OURS_DEFAULT = "**ours**: `PhosphoClient.embed_many` (default: 16 threads)"
-BARE_ASYNC = "bare `httpx.AsyncClient.post` + `json.loads`, 16 in flight"
-OURS_ASYNC = "**ours**: `AsyncPhosphoClient.embed_many` (default: 16 in flight)"
-EMULATOR_BODY = "the emulator's"
-DENSE_BODY = "dense, random (as a real model's)"
+#: The ways to send texts, measured side by side: id -> label.
+VARIANTS = {
+    "httpx-sync": "bare `httpx.Client.post` + `json.loads`, one at a time",
+    "httpx-threads": "bare `httpx.Client.post` + `json.loads`, 16 threads",
+    "httpx-async": "bare `httpx.AsyncClient.post` + `json.loads`, 16 in flight",
+    "phospho-sync-c1": "**ours**: `PhosphoClient.embed_many`, `max_concurrency=1`",
+    "phospho-sync": "**ours**: `PhosphoClient.embed_many` (default: 16 threads)",
+    "phospho-async": "**ours**: `AsyncPhosphoClient.embed_many` (default: 16 in flight)",
+}
+#: The bodies parsed in-process: id -> label.
+BODIES = {"emulator": "the emulator's", "dense": "dense, random (as a real model's)"}
 
 
 @dataclass(frozen=True)
@@ -85,7 +82,7 @@ def _decode(response: httpx.Response) -> list[float]:
 
 
 def _variants(url: str, stack: ExitStack, loop: asyncio.AbstractEventLoop) -> dict[str, Variant]:
-    """Every way to send the texts, built once (connections open at their first call)."""
+    """Every way to send the texts, by id, built once (connections open at their first call)."""
     endpoint = f"{url}/embeddings"
     http = stack.enter_context(httpx.Client(limits=httpx.Limits(max_connections=16)))
 
@@ -114,18 +111,26 @@ def _variants(url: str, stack: ExitStack, loop: asyncio.AbstractEventLoop) -> di
     aclient = AsyncPhosphoClient(api_key=API_KEY, base_url=url)
     stack.callback(lambda: loop.run_until_complete(aclient.aclose()))
     return {
-        FLOOR: lambda texts: [bare_one(text) for text in texts],
-        "bare `httpx.Client.post` + `json.loads`, 16 threads": lambda texts: list(
-            pool.map(bare_one, texts)
-        ),
-        BARE_ASYNC: lambda texts: loop.run_until_complete(bare_async(texts)),
-        "**ours**: `PhosphoClient.embed_many`, `max_concurrency=1`": one_at_a_time.embed_many,
-        OURS_DEFAULT: default.embed_many,
-        OURS_ASYNC: lambda texts: loop.run_until_complete(aclient.embed_many(texts)),
+        "httpx-sync": lambda texts: [bare_one(text) for text in texts],
+        "httpx-threads": lambda texts: list(pool.map(bare_one, texts)),
+        "httpx-async": lambda texts: loop.run_until_complete(bare_async(texts)),
+        "phospho-sync-c1": one_at_a_time.embed_many,
+        "phospho-sync": default.embed_many,
+        "phospho-async": lambda texts: loop.run_until_complete(aclient.embed_many(texts)),
     }
 
 
-def _measure(plan: Plan, url: str) -> dict[str, dict[str, float]]:
+@dataclass(frozen=True)
+class VariantRow:
+    """One way to send texts: its CPU per request, the medians of the rounds."""
+
+    id: str
+    label: str
+    cpu: float  # seconds of CPU per request
+    rate: float  # requests per second: indicative only (no latency, shared cores)
+
+
+def _measure(plan: Plan, url: str) -> list[VariantRow]:
     texts = _fresh_texts(plan.texts, "overhead")
     loop = asyncio.new_event_loop()
     try:
@@ -133,52 +138,68 @@ def _measure(plan: Plan, url: str) -> dict[str, dict[str, float]]:
             variants = _variants(url, stack, loop)
             for variant in variants.values():
                 variant(next(texts))  # warm-up: connections, threads, lazy imports
-            cpu: dict[str, list[float]] = {name: [] for name in variants}
-            rates: dict[str, list[float]] = {name: [] for name in variants}
+            cpu: dict[str, list[float]] = {id: [] for id in variants}
+            rates: dict[str, list[float]] = {id: [] for id in variants}
             for _ in range(plan.rounds):
-                for name, variant in variants.items():
+                for id, variant in variants.items():
                     batch = next(texts)
                     started, wall = time.process_time(), time.perf_counter()
                     vectors = variant(batch)
-                    cpu[name].append((time.process_time() - started) / len(batch))
-                    rates[name].append(len(batch) / (time.perf_counter() - wall))
+                    cpu[id].append((time.process_time() - started) / len(batch))
+                    rates[id].append(len(batch) / (time.perf_counter() - wall))
                     if vectors[-1] != emulator_vector(batch[-1]):  # type: ignore[index]
-                        raise RuntimeError(f"{name} returned the wrong vector")
+                        raise RuntimeError(f"{id} returned the wrong vector")
     finally:
         # As asyncio.run does: async generators (a client's pool closer) finish in the loop.
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
-    return {
-        name: {"cpu": statistics.median(cpu[name]), "rate": statistics.median(rates[name])}
-        for name in cpu
-    }
+    return [
+        VariantRow(id, VARIANTS[id], statistics.median(cpu[id]), statistics.median(rates[id]))
+        for id in cpu
+    ]
 
 
 # -- the profile --------------------------------------------------------------------------
 
-GROUPS = (
-    ("ours (`phospho_embed`)", ("/phospho_embed/",)),
-    ("JSON (`json`)", ("/json/",)),
-    ("HTTP client (`httpx`, `httpcore`, `h11`)", ("/httpx/", "/httpcore/", "/h11/")),
-    ("event loop (`asyncio`, `anyio`, `sniffio`)", ("/asyncio/", "/anyio/", "/sniffio/")),
-    ("threads (`threading`, `concurrent`)", ("threading.py", "/concurrent/")),
-)
-SOCKET = "socket system calls (and waiting for the server)"
-OTHER = "other"
+#: Who owns the code a sample is in: id -> (label, markers in the code's path).
+GROUPS = {
+    "ours": ("ours (`phospho_embed`)", ("/phospho_embed/",)),
+    "json": ("JSON (`json`)", ("/json/",)),
+    "http": ("HTTP client (`httpx`, `httpcore`, `h11`)", ("/httpx/", "/httpcore/", "/h11/")),
+    "event-loop": (
+        "event loop (`asyncio`, `anyio`, `sniffio`)",
+        ("/asyncio/", "/anyio/", "/sniffio/"),
+    ),
+    "threads": ("threads (`threading`, `concurrent`)", ("threading.py", "/concurrent/")),
+    "socket": ("socket system calls (and waiting for the server)", ()),
+    "other": ("other", ()),
+}
 _SOCKET_CALLS = ("socket.", "poll", "select", "epoll")
 
 
 def _group(path: str, function: str, parent: str) -> str:
     if path.startswith("<built-in>"):
         # A C function: a socket call is I/O; anything else is its caller's work.
-        return SOCKET if function.startswith(_SOCKET_CALLS) else parent
-    for name, markers in GROUPS:
+        return "socket" if function.startswith(_SOCKET_CALLS) else parent
+    for id, (_, markers) in GROUPS.items():
         if any(marker in path for marker in markers):
-            return name
-    return OTHER
+            return id
+    return "other"
 
 
-def _breakdown(session: Any, requests: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Profile:
+    """Where one client's time goes, as shares of the profiler's samples."""
+
+    id: str
+    label: str
+    shares: dict[str, float]  # group id -> share of the self time
+    # Our functions with the most self time: (file:function, share). Shares, not
+    # microseconds: sampling slows the program it samples several times over.
+    ours: list[tuple[str, float]]
+
+
+def _breakdown(id: str, label: str, session: Any) -> Profile:
     """Self time by group, and our own functions, from a pyinstrument session."""
     groups: Counter[str] = Counter()
     ours: Counter[str] = Counter()
@@ -189,27 +210,25 @@ def _breakdown(session: Any, requests: int) -> dict[str, Any]:
                 continue
             group = _group(child.file_path or "", child.function or "", parent)
             groups[group] += child.total_self_time
-            if group == GROUPS[0][0]:
+            if group == "ours":
                 ours[f"{child.file_path_short}:{child.function}"] += child.total_self_time
             walk(child, group)
 
-    root = session.root_frame()
-    walk(root, OTHER)
+    walk(session.root_frame(), "other")
     total = sum(groups.values()) or 1.0
-    return {
-        "requests": requests,
-        "total": total,
-        "groups": {name: groups[name] / total for name in [g for g, _ in GROUPS] + [SOCKET, OTHER]},
-        # Shares, not microseconds: sampling slows the program it samples several times over.
-        "ours": [(name, seconds / total) for name, seconds in ours.most_common(5) if seconds > 0],
-    }
+    return Profile(
+        id,
+        label,
+        {group: groups[group] / total for group in GROUPS},
+        [(name, seconds / total) for name, seconds in ours.most_common(5) if seconds > 0],
+    )
 
 
-def _profile(plan: Plan, url: str) -> dict[str, dict[str, Any]]:
+def _profile(plan: Plan, url: str) -> list[Profile]:
     from pyinstrument import Profiler
 
     texts = _fresh_texts(plan.profiled, "profile")
-    profiles = {}
+    profiles = []
     with PhosphoClient(api_key=API_KEY, base_url=url) as client:
         client.embed_many(next(texts)[:16])  # warm-up
         profiler = Profiler(interval=0.0005)
@@ -218,8 +237,12 @@ def _profile(plan: Plan, url: str) -> dict[str, dict[str, Any]]:
         for text in batch:
             client.embed(text)
         profiler.stop()
-        profiles["`PhosphoClient.embed`, one text after the other"] = _breakdown(
-            profiler.last_session, len(batch)
+        profiles.append(
+            _breakdown(
+                "sync-embed",
+                "`PhosphoClient.embed`, one text after the other",
+                profiler.last_session,
+            )
         )
 
     async def run_async() -> None:
@@ -230,8 +253,10 @@ def _profile(plan: Plan, url: str) -> dict[str, dict[str, Any]]:
             profiler.start()
             await client.embed_many(batch)
             profiler.stop()
-            profiles["`AsyncPhosphoClient.embed_many`"] = _breakdown(
-                profiler.last_session, len(batch)
+            profiles.append(
+                _breakdown(
+                    "async-embed-many", "`AsyncPhosphoClient.embed_many`", profiler.last_session
+                )
             )
 
     asyncio.run(run_async())
@@ -282,10 +307,21 @@ def _best_cpu(
     return best
 
 
-def _per_response(plan: Plan, url: str) -> dict[str, dict[str, float]]:
-    bodies = {EMULATOR_BODY: _emulator_body(url), DENSE_BODY: _dense_body()}
-    results = {}
-    for name, body in bodies.items():
+@dataclass(frozen=True)
+class ParseRow:
+    """One response body parsed in-process: ``json.loads`` alone, then ours."""
+
+    id: str
+    label: str
+    bytes: int
+    json: float  # seconds of thread CPU
+    ours: float  # seconds of thread CPU: json.loads and our checks
+
+
+def _per_response(plan: Plan, url: str) -> list[ParseRow]:
+    bodies = {"emulator": _emulator_body(url), "dense": _dense_body()}
+    rows = []
+    for id, body in bodies.items():
         best = _best_cpu(
             {
                 "json": partial(json.loads, body),
@@ -293,125 +329,95 @@ def _per_response(plan: Plan, url: str) -> dict[str, dict[str, float]]:
             },
             plan.repeats,
         )
-        results[name] = {"bytes": len(body), **best}
-    return results
+        rows.append(ParseRow(id, BODIES[id], len(body), best["json"], best["ours"]))
+    return rows
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+def run(plan: Plan) -> Overhead:
     """Measure CPU per request, profile our clients, and time the response parsing."""
-    plan = QUICK if quick else FULL
     with emulator_process(latency=0) as url:
-        variants = _measure(plan, url)
-        profiles = _profile(plan, url)
-        per_response = _per_response(plan, url)
-    return {
-        "plan": asdict(plan),
-        "variants": variants,
-        "profiles": profiles,
-        "per_response": per_response,
-    }
+        return Overhead(plan, _measure(plan, url), _profile(plan, url), _per_response(plan, url))
 
 
 # -- the page -----------------------------------------------------------------------------
-
-
-def goals(result: dict[str, Any]) -> list[tuple[str, str, bool]]:
-    """The issue's goal for this scenario: (goal, what was measured, met)."""
-    variants = result["variants"]
-    ratio = variants[OURS_DEFAULT]["cpu"] / variants[FLOOR]["cpu"]
-    return [
-        (
-            "Overhead: at most 1.3x the CPU per request of the bare httpx loop",
-            f"`PhosphoClient.embed_many`: {times(ratio)}",
-            ratio <= 1.3,
-        )
-    ]
 
 
 def _us(seconds: float) -> str:
     return f"{seconds * 1e6:.0f}"
 
 
-def _async_note(variants: dict[str, dict[str, float]]) -> str:
-    """Ours async against both floors, said from this run's numbers."""
-    ours = variants[OURS_ASYNC]["cpu"]
-    bare, floor = variants[BARE_ASYNC]["cpu"], variants[FLOOR]["cpu"]
-    text = (
-        f"The async client costs {times(ours / floor)} the sync floor and "
-        f"{times(ours / bare)} a bare `httpx.AsyncClient` with the same 16 in flight, which "
-        f"itself costs {times(bare / floor)} the sync floor."
-    )
-    if bare / floor > 1.3 and ours / bare <= 1.2:
-        text += (
-            " The difference is httpx's asyncio stack (`httpcore`'s async pool, `anyio`), "
-            "not our code."
+@dataclass(frozen=True)
+class Overhead(Section):
+    """CPU per request of every variant, where our time goes, and parsing one body."""
+
+    plan: Plan
+    variants: list[VariantRow]
+    profiles: list[Profile]
+    parses: list[ParseRow]
+
+    def cpu(self, id: str) -> float:
+        """A variant's CPU seconds per request."""
+        return next(row.cpu for row in self.variants if row.id == id)
+
+    def goals(self) -> list[Goal]:
+        ratio = self.cpu("phospho-sync") / self.cpu("httpx-sync")
+        return [Goal.from_template("overhead", "cpu", ratio <= 1.3, ratio=ratio)]
+
+    def _async_note(self) -> str:
+        """Ours async against both floors, said from this run's numbers."""
+        ours, bare, floor = (self.cpu(id) for id in ("phospho-async", "httpx-async", "httpx-sync"))
+        why = bare / floor > 1.3 and ours / bare <= 1.2
+        return render(
+            "overhead",
+            "async-note",
+            ours_vs_floor=ours / floor,
+            ours_vs_bare=ours / bare,
+            bare_vs_floor=bare / floor,
+            why=render("overhead", "async-note.httpx") if why else "",
         )
-    return text
 
+    def _bodies_note(self) -> str:
+        emulator, dense = (next(row for row in self.parses if row.id == id) for id in BODIES)
+        if emulator.bytes >= dense.bytes / 2:
+            return ""
+        return render(
+            "overhead",
+            "bodies-note",
+            size=emulator.bytes / dense.bytes,
+            faster=dense.json / emulator.json,
+        )
 
-def _bodies_note(per_response: dict[str, dict[str, float]]) -> str:
-    emulator, dense = per_response[EMULATOR_BODY], per_response[DENSE_BODY]
-    if emulator["bytes"] >= dense["bytes"] / 2:
-        return ""
-    return (
-        f" **The emulator's answers are {emulator['bytes'] / dense['bytes']:.0%} the size of "
-        "a dense vector's** (its vectors are mostly zeros), so every client decodes them "
-        f"{times(dense['json'] / emulator['json'])} faster than it would a real model's: the "
-        "CPU figures above understate what a real answer costs, ours and the floor's alike."
-    )
-
-
-def markdown(result: dict[str, Any]) -> str:
-    """The section of docs/benchmarks.md."""
-    plan, variants = result["plan"], result["variants"]
-    floor = variants[FLOOR]["cpu"]
-    rows = [
-        [name, _us(v["cpu"]), times(v["cpu"] / floor), f"{v['rate']:.0f}"]
-        for name, v in variants.items()
-    ]
-    profile_names = list(result["profiles"])
-    group_names = list(next(iter(result["profiles"].values()))["groups"])
-    profile_rows = [
-        [group, *(percent(result["profiles"][p]["groups"][group]) for p in profile_names)]
-        for group in group_names
-    ]
-    ours_rows = [
-        [profile, f"`{function}`", percent(share)]
-        for profile in profile_names
-        for function, share in result["profiles"][profile]["ours"]
-    ]
-    response_rows = [
-        [name, r["bytes"], _us(r["json"]), _us(r["ours"]), _us(r["ours"] - r["json"])]
-        for name, r in result["per_response"].items()
-    ]
-    return "\n\n".join(
-        [
-            f"## {TITLE}",
-            "The emulator answers at once, from its own process. CPU time of the client "
-            "process (every thread, user + system) per request, the median of "
-            f"{plan['rounds']} rounds of {plan['texts']} fresh texts per variant, the variants "
-            "taking turns. *Requests/s* is only indicative: with no latency the two processes "
-            "share the machine's cores.",
-            table(["variant", "CPU µs per request", "vs the bare loop", "requests/s"], rows),
-            table(["goal", "measured", ""], [[g, m, verdict(ok)] for g, m, ok in goals(result)]),
-            _async_note(variants),
-            f"Where the time goes (pyinstrument, {plan['profiled']} requests each; self time "
-            "by owner of the code, as a share of the samples; a C function counts for its "
-            "caller, except socket calls, which also hold the time spent waiting for the "
-            "emulator):",
-            table(["owner", *profile_names], profile_rows),
-            "Our own functions with the most self time (a built-in counts for the function of "
-            "ours that called it; in the async profile a coroutine's self time includes "
-            "resuming the coroutines it awaits):",
-            table(["profile", "function", "share of the samples"], ours_rows or [["", "none", ""]]),
-            "One response parsed in-process (no network; thread CPU time, best of "
-            f"{plan['repeats']}): `json.loads` alone against `wire.parse_embedding_body` "
-            "(`json.loads` plus our checks of the body's shape and of every number), on the "
-            "emulator's answer and on a dense vector of the same length."
-            + _bodies_note(result["per_response"]),
-            table(
-                ["body", "bytes", "`json.loads` µs", "`parse_embedding_body` µs", "ours on top µs"],
-                response_rows,
-            ),
+    def markdown(self) -> str:
+        floor = self.cpu("httpx-sync")
+        variant_lines = [
+            [row.label, _us(row.cpu), times(row.cpu / floor), f"{row.rate:.0f}"]
+            for row in self.variants
         ]
-    )
+        profile_table = table(
+            ["owner", *(profile.label for profile in self.profiles)],
+            [
+                [label, *(percent(profile.shares[group]) for profile in self.profiles)]
+                for group, (label, _) in GROUPS.items()
+            ],
+        )
+        ours_lines = [
+            [profile.label, f"`{function}`", percent(share)]
+            for profile in self.profiles
+            for function, share in profile.ours
+        ]
+        parse_lines = [
+            [row.label, row.bytes, _us(row.json), _us(row.ours), _us(row.ours - row.json)]
+            for row in self.parses
+        ]
+        return render(
+            "overhead",
+            "section",
+            plan=self.plan,
+            variants=lines(variant_lines),
+            goals=goal_lines(self.goals()),
+            async_note=self._async_note(),
+            profile_table=profile_table,
+            ours=lines(ours_lines or [["", "none", ""]]),
+            bodies_note=self._bodies_note(),
+            parses=lines(parse_lines),
+        )

@@ -25,14 +25,14 @@ import resource
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from benchmarks._harness import API_KEY, emulator_process, sample_texts, table, times, verdict
+from benchmarks._harness import API_KEY, emulator_process, sample_texts
+from benchmarks._page import Goal, Section, goal_lines, lines, render, times
 
-TITLE = "Scaling with N"
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -135,7 +135,8 @@ def reference(base_url: str, count: int) -> dict[str, Any]:
     rss_before = _status_kib("VmRSS") or 0
     vectors = [json.loads(body)["data"][0]["embedding"] for _ in range(count)]
     growth = ((_status_kib("VmHWM") or 0) - rss_before) * 1024
-    return {"reference_bytes": growth, "reference_vectors": len(vectors)}
+    del vectors  # held until the peak was read
+    return {"reference_bytes": growth}
 
 
 # -- the run ------------------------------------------------------------------------------
@@ -152,29 +153,46 @@ def _run_child(*arguments: str) -> dict[str, Any]:
     return result
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Row:
+    """One N: the client's call, measured in its own process, and the vectors' reference."""
+
+    texts: int
+    seconds: float
+    dimensions: int
+    vectors_bytes: int  # sys.getsizeof of the vectors, floats included
+    peak_growth_bytes: int
+    exact_peak: bool  # Linux's resettable peak mark, else ru_maxrss
+    retained_blocks: int
+    reference_bytes: int | None  # json.loads's own growth for N vectors; None: not measurable
+
+    @property
+    def id(self) -> str:
+        return f"n{self.texts}"
+
+    @property
+    def in_memory(self) -> int:
+        """What the vectors take in memory: json.loads's own growth, else their getsizeof."""
+        return self.reference_bytes or self.vectors_bytes
+
+
+def run(plan: Plan) -> Scaling:
     """Run two child processes per N (the client, the reference) against one emulator."""
-    plan = QUICK if quick else FULL
     rows = []
     with emulator_process(latency=plan.latency, jitter=plan.jitter) as url:
         for count in plan.sizes:
             measured = _run_child("--child", url, str(count), str(plan.concurrency))
-            rows.append({**measured, **_run_child("--reference", url, str(count))})
-    return {"plan": asdict(plan), "rows": rows}
+            rows.append(Row(**measured, **_run_child("--reference", url, str(count))))
+    return Scaling(plan, rows)
 
 
 # -- the page -----------------------------------------------------------------------------
 
 
-def _marginals(rows: list[dict[str, Any]]) -> list[float]:
-    """Seconds per extra text between consecutive sizes."""
-    return [(b["seconds"] - a["seconds"]) / (b["texts"] - a["texts"]) for a, b in pairwise(rows)]
-
-
-def _fit(rows: list[dict[str, Any]]) -> tuple[float, float, float]:
+def _fit(rows: list[Row]) -> tuple[float, float, float]:
     """Least squares ``seconds = a + b * N``; returns a, b and R²."""
-    xs = [float(row["texts"]) for row in rows]
-    ys = [row["seconds"] for row in rows]
+    xs = [float(row.texts) for row in rows]
+    ys = [row.seconds for row in rows]
     n = len(xs)
     mean_x, mean_y = sum(xs) / n, sum(ys) / n
     sxx = sum((x - mean_x) ** 2 for x in xs)
@@ -185,103 +203,73 @@ def _fit(rows: list[dict[str, Any]]) -> tuple[float, float, float]:
     return intercept, slope, 1.0 - residual / total
 
 
-def _in_memory(row: dict[str, Any]) -> int:
-    """What the vectors take in memory: json.loads's own growth, else their getsizeof."""
-    measured: int | None = row.get("reference_bytes")
-    return measured if measured else row["vectors_bytes"]
-
-
-def goals(result: dict[str, Any]) -> list[tuple[str, str, bool]]:
-    """The issue's goals for this scenario: (goal, what was measured, met)."""
-    rows = result["rows"]
-    marginals = _marginals(rows)
-    growth = marginals[-1] / marginals[0]
-    largest = rows[-1]
-    memory = largest["peak_growth_bytes"] / _in_memory(largest)
-    return [
-        (
-            "Scaling: time linear in N",
-            f"marginal time per text, largest sizes against smallest: {times(growth)}",
-            growth <= 1.2,
-        ),
-        (
-            "Scaling: peak memory within 1.2x of the vectors' own size",
-            f"N = {largest['texts']:,}: {times(memory)} (of `getsizeof`: "
-            f"{times(largest['peak_growth_bytes'] / largest['vectors_bytes'])})",
-            memory <= 1.2,
-        ),
-    ]
-
-
 def _mib(size: float) -> str:
     return f"{size / 2**20:.1f}"
 
 
-def markdown(result: dict[str, Any]) -> str:
-    """The section of docs/benchmarks.md."""
-    plan, rows = result["plan"], result["rows"]
-    marginals = _marginals(rows)
-    intercept, slope, r2 = _fit(rows)
-    limit = plan["concurrency"] / plan["latency"]
-    table_rows = [
-        [
-            f"{row['texts']:,}",
-            f"{row['seconds']:.2f}",
-            f"{row['texts'] / row['seconds']:.0f}",
-            f"{row['seconds'] / row['texts'] * 1000:.2f}",
-            "" if index == 0 else f"{marginals[index - 1] * 1000:.2f}",
-            _mib(row["vectors_bytes"]),
-            _mib(_in_memory(row)),
-            _mib(row["peak_growth_bytes"]),
-            times(row["peak_growth_bytes"] / _in_memory(row)),
-            f"{row['retained_blocks']:,}",
-        ]
-        for index, row in enumerate(rows)
-    ]
-    exact = all(row["exact_peak"] for row in rows)
-    dimensions = rows[0]["dimensions"]
-    per_vector = rows[-1]["vectors_bytes"] / rows[-1]["texts"]
-    return "\n\n".join(
-        [
-            f"## {TITLE}",
-            f"`PhosphoClient.embed_many` with `max_concurrency={plan['concurrency']}`, the "
-            f"emulator at {plan['latency']:g} s ± {plan['jitter']:g} s (limit "
-            f"{limit:.0f} texts/s), one fresh client process per N. *Peak memory* is how far "
-            "the process's resident memory rose during the call "
-            + (
-                "(Linux's peak-RSS mark, reset just before the call)."
-                if exact
-                else "(from `ru_maxrss`: a rough baseline on this platform)."
-            )
-            + f" The call returns N lists of {dimensions} Python floats: `sys.getsizeof` "
-            f"counts {per_vector / 1024:.0f} KiB per vector (24 bytes a float plus an 8-byte "
-            "list slot), but CPython's allocator gives each float a 32-byte block, so *in "
-            "memory* is measured instead: how far memory rises in a fresh process that only "
-            "decodes N emulator answers with `json.loads` and keeps their vectors. (As "
-            f"float64, the same numbers would take {dimensions * 8 / 1024:.0f} KiB a vector.) "
-            "*Objects kept* counts the Python objects still allocated once the call returned "
-            "and its vectors were dropped: a client keeping anything per request would show "
-            "thousands more at every size.",
-            table(
-                [
-                    "N",
-                    "seconds",
-                    "texts/s",
-                    "ms per text",
-                    "marginal ms per text",
-                    "vectors, getsizeof (MiB)",
-                    "vectors in memory (MiB)",
-                    "peak memory (MiB)",
-                    "peak / in memory",
-                    "objects kept",
-                ],
-                table_rows,
+@dataclass(frozen=True)
+class Scaling(Section):
+    """One row per N, smallest first."""
+
+    plan: Plan
+    rows: list[Row]
+
+    def marginals(self) -> list[float]:
+        """Seconds per extra text between consecutive sizes."""
+        return [(b.seconds - a.seconds) / (b.texts - a.texts) for a, b in pairwise(self.rows)]
+
+    def goals(self) -> list[Goal]:
+        marginals = self.marginals()
+        growth = marginals[-1] / marginals[0]
+        largest = self.rows[-1]
+        memory = largest.peak_growth_bytes / largest.in_memory
+        return [
+            Goal.from_template("scaling", "linear", growth <= 1.2, growth=growth),
+            Goal.from_template(
+                "scaling",
+                "memory",
+                memory <= 1.2,
+                largest=largest,
+                memory=memory,
+                of_getsizeof=largest.peak_growth_bytes / largest.vectors_bytes,
             ),
-            f"Least squares: seconds = {intercept:.2f} + {slope * 1000:.2f} ms x N "
-            f"(R² = {r2:.4f}).",
-            table(["goal", "measured", ""], [[g, m, verdict(ok)] for g, m, ok in goals(result)]),
         ]
-    )
+
+    def markdown(self) -> str:
+        marginals = self.marginals()
+        intercept, slope, r2 = _fit(self.rows)
+        table_lines = [
+            [
+                f"{row.texts:,}",
+                f"{row.seconds:.2f}",
+                f"{row.texts / row.seconds:.0f}",
+                f"{row.seconds / row.texts * 1000:.2f}",
+                "" if index == 0 else f"{marginals[index - 1] * 1000:.2f}",
+                _mib(row.vectors_bytes),
+                _mib(row.in_memory),
+                _mib(row.peak_growth_bytes),
+                times(row.peak_growth_bytes / row.in_memory),
+                f"{row.retained_blocks:,}",
+            ]
+            for index, row in enumerate(self.rows)
+        ]
+        exact = all(row.exact_peak for row in self.rows)
+        largest = self.rows[-1]
+        return render(
+            "scaling",
+            "section",
+            plan=self.plan,
+            limit=self.plan.concurrency / self.plan.latency,
+            peak=render("scaling", "peak.exact" if exact else "peak.maxrss"),
+            dimensions=self.rows[0].dimensions,
+            per_vector_kib=largest.vectors_bytes / largest.texts / 1024,
+            float64_kib=self.rows[0].dimensions * 8 / 1024,
+            rows=lines(table_lines),
+            intercept=intercept,
+            slope_ms=slope * 1000,
+            r2=r2,
+            goals=goal_lines(self.goals()),
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,20 +20,21 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from benchmarks._harness import sample_texts, table, times, verdict
+from benchmarks._harness import sample_texts
+from benchmarks._page import Goal, Section, goal_lines, render, table, times
 from phospho_embed.emulator import semantic_available
 from phospho_embed.emulator._app import _success_body
 from phospho_embed.emulator._lexical import lexical_vector
 from phospho_embed.emulator._semantic import INSTALL_HINT, MODEL_NAME, _cached_vector
 
-TITLE = "Emulator CPU per vector"
 DIMENSIONS = 1536
-GOAL = "A semantic vector costs no more CPU than a lexical one, on the whole request path"
 
-VECTOR = "the vector (`vector_values`: a list of floats)"
-BODY = "the whole success body (the vector + `orjson.dumps`)"
+#: What is timed per text: id -> label.
+WHATS = {
+    "vector": "the vector (`vector_values`: a list of floats)",
+    "body": "the whole success body (the vector + `orjson.dumps`)",
+}
 
 # In a fresh interpreter: the emulator package is imported first, as the server has it, so
 # the time is load_model's own (importing numpy, safetensors and tokenizers, reading files).
@@ -80,32 +81,51 @@ def _body(kind: str) -> Callable[[str], bytes]:
 
 
 def _variants(kinds: list[str]) -> dict[tuple[str, str], Callable[[str], object]]:
-    """(kind, what) -> the emulator's code for one text, its caches bypassed."""
+    """(kind, what id) -> the emulator's code for one text, its caches bypassed."""
     vector = {"semantic": _semantic_vector, "lexical": _lexical_vector}
     variants: dict[tuple[str, str], Callable[[str], object]] = {}
     for kind in kinds:
-        variants[kind, VECTOR] = vector[kind]
-        variants[kind, BODY] = _body(kind)
+        variants[kind, "vector"] = vector[kind]
+        variants[kind, "body"] = _body(kind)
     return variants
 
 
-def _load_seconds(plan: Plan) -> dict[str, float]:
-    """The one-off model load (wall and CPU seconds), median over fresh processes."""
+@dataclass(frozen=True)
+class Load:
+    """The one-off model load: wall and CPU seconds, medians over fresh processes."""
+
+    wall: float
+    cpu: float
+    processes: int
+
+
+def _load_seconds(plan: Plan) -> Load:
+    """The one-off model load, median over fresh processes."""
     runs = []
     for _ in range(plan.loads):
         output = subprocess.run(  # noqa: S603 - our own interpreter and code
             [sys.executable, "-c", _LOAD_SCRIPT], capture_output=True, text=True, check=True
         ).stdout
         runs.append([float(value) for value in output.split()])
-    return {
-        "wall": statistics.median(wall for wall, _ in runs),
-        "cpu": statistics.median(cpu for _, cpu in runs),
-    }
+    return Load(
+        statistics.median(wall for wall, _ in runs),
+        statistics.median(cpu for _, cpu in runs),
+        plan.loads,
+    )
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Row:
+    """One thing timed per text (the vector, or the whole body), on every kind measured."""
+
+    id: str
+    label: str
+    cpu: dict[str, float]  # kind -> CPU seconds per text, the median of the rounds
+    ratio: float | None  # semantic / lexical, the median of the rounds' ratios; None: lexical only
+
+
+def run(plan: Plan) -> Vectors:
     """Time every variant, round after round, on the same fresh texts."""
-    plan = QUICK if quick else FULL
     kinds = ["semantic", "lexical"] if semantic_available() else ["lexical"]
     variants = _variants(kinds)
     texts = sample_texts(WARM_UP + plan.texts * plan.rounds)
@@ -127,91 +147,78 @@ def run(quick: bool = False) -> dict[str, Any]:
             for text in batch:
                 compute(text)
             cpu[name].append((time.process_time() - started) / len(batch))
-    ratios: dict[str, float] = {}
-    if "semantic" in kinds:
-        ratios = {
-            what: statistics.median(
+    rows = [
+        Row(
+            id,
+            label,
+            {kind: statistics.median(cpu[kind, id]) for kind in kinds},
+            statistics.median(
                 semantic / lexical
-                for semantic, lexical in zip(
-                    cpu["semantic", what], cpu["lexical", what], strict=True
-                )
+                for semantic, lexical in zip(cpu["semantic", id], cpu["lexical", id], strict=True)
             )
-            for what in (VECTOR, BODY)
-        }
-    return {
-        "kinds": kinds,
-        "texts": plan.texts,
-        "rounds": plan.rounds,
-        "cpu": {name: statistics.median(values) for name, values in cpu.items()},
-        "ratios": ratios,
-        "sizes": sizes,
-        "load": _load_seconds(plan) if "semantic" in kinds else None,
-        "loads": plan.loads,
-    }
-
-
-def _processes(count: int) -> str:
-    return "in a fresh process" if count == 1 else f"median of {count} fresh processes"
-
-
-def goals(result: dict[str, Any]) -> list[tuple[str, str, bool]]:
-    """The issue's goal for this scenario: (goal, what was measured, met)."""
-    if not result["ratios"]:
-        return [(GOAL, "not measured: semantic vectors are not installed", False)]
-    vector, body = result["ratios"][VECTOR], result["ratios"][BODY]
-    return [
-        (
-            GOAL,
-            f"semantic / lexical: {times(vector)} for the vector "
-            f"({times(body)} for the whole body, JSON included)",
-            vector <= 1.0 and body <= 1.0,
+            if "semantic" in kinds
+            else None,
         )
+        for id, label in WHATS.items()
     ]
+    load = _load_seconds(plan) if "semantic" in kinds else None
+    return Vectors(plan, kinds, rows, sizes, load)
 
 
-def markdown(result: dict[str, Any]) -> str:
-    """The section of docs/benchmarks.md."""
-    kinds, cpu, ratios = result["kinds"], result["cpu"], result["ratios"]
-    header = ["per text", *(f"{kind} (CPU µs)" for kind in kinds)]
-    if ratios:
-        header.append("semantic / lexical")
-    rows = []
-    for what in (VECTOR, BODY):
-        row = [what, *(f"{cpu[kind, what] * 1e6:.0f}" for kind in kinds)]
-        if ratios:
-            row.append(times(ratios[what]))
-        rows.append(row)
-    sizes = ["body size (bytes, mean)", *(f"{result['sizes'][kind]:,.0f}" for kind in kinds)]
-    rows.append(sizes + ([""] if ratios else []))
-    parts = [
-        f"## {TITLE}",
-        f"What the emulator spends per text it has not seen, on its request path, for "
-        f"{DIMENSIONS}-dimensional vectors: CPU time of the process, caches bypassed, the "
-        f"median of {result['rounds']} rounds of {result['texts']} distinct CLINC150 messages "
-        "per variant, the variants taking turns (each ratio is the median of the rounds' "
-        "ratios). Semantic: tokenizing, summing the token vectors of "
-        f"{MODEL_NAME}, normalising, and the exact lift from 256 dimensions. Lexical: hashing "
-        "words, word pairs and character trigrams.",
-    ]
-    if not ratios:
-        parts.append(
-            f"**Semantic vectors are not installed on this machine** ({INSTALL_HINT}): "
-            "lexical only."
+@dataclass(frozen=True)
+class Vectors(Section):
+    """CPU per text of the vector and of the whole body, per kind of vector."""
+
+    plan: Plan
+    kinds: list[str]
+    rows: list[Row]
+    sizes: dict[str, float]  # kind -> mean bytes of a success body
+    load: Load | None  # None: semantic vectors are not installed
+
+    def row(self, id: str) -> Row:
+        return next(row for row in self.rows if row.id == id)
+
+    def goals(self) -> list[Goal]:
+        vector, body = self.row("vector").ratio, self.row("body").ratio
+        if vector is None or body is None:
+            return [Goal.from_template("vectors", "not-measured", False)]
+        return [
+            Goal.from_template(
+                "vectors", "cpu", vector <= 1.0 and body <= 1.0, vector=vector, body=body
+            )
+        ]
+
+    def _load(self) -> str:
+        if self.load is None:
+            return ""
+        count = self.load.processes
+        processes = render(
+            "vectors", "processes.one" if count == 1 else "processes.many", count=count
         )
-    parts.append(table(header, rows))
-    if result["load"] is not None:
-        parts.append(
-            f"Loading the model, once per emulator process: {result['load']['wall']:.2f} s "
-            f"({result['load']['cpu']:.2f} s CPU; importing numpy, safetensors and tokenizers, "
-            f"reading the weights and the tokenizer; {_processes(result['loads'])})."
+        return render("vectors", "load", load=self.load, processes=processes)
+
+    def markdown(self) -> str:
+        semantic = self.load is not None
+        header = ["per text", *(f"{kind} (CPU µs)" for kind in self.kinds)]
+        header += ["semantic / lexical"] if semantic else []
+        rows = [
+            [
+                row.label,
+                *(f"{row.cpu[kind] * 1e6:.0f}" for kind in self.kinds),
+                *([] if row.ratio is None else [times(row.ratio)]),
+            ]
+            for row in self.rows
+        ]
+        sizes = ["body size (bytes, mean)", *(f"{self.sizes[kind]:,.0f}" for kind in self.kinds)]
+        rows.append(sizes + ([""] if semantic else []))
+        return render(
+            "vectors",
+            "section",
+            plan=self.plan,
+            dimensions=DIMENSIONS,
+            model=MODEL_NAME,
+            missing="" if semantic else render("vectors", "missing", hint=INSTALL_HINT),
+            table=table(header, rows),
+            load=self._load(),
+            goals=goal_lines(self.goals()),
         )
-        parts.append(
-            "The semantic body is dense, every coordinate a float printed with up to 17 "
-            "digits, as a real model's answer would be; the lexical one is mostly zeros. "
-            "orjson serialises either in tens of microseconds (`json.dumps` took about 1.3 ms "
-            "for a dense body)."
-        )
-    parts.append(
-        table(["goal", "measured", ""], [[g, m, verdict(ok)] for g, m, ok in goals(result)])
-    )
-    return "\n\n".join(parts)
