@@ -1,4 +1,8 @@
-"""``phospho-embed demo``: the main job, end to end, on the emulator unless a key is set."""
+"""``phospho-embed demo``: the main job, end to end, on the emulator unless a key is set.
+
+The demo itself is the `phospho_embed_demo` package, imported only when this command runs:
+it uses both framework adapters, which the core never imports.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from phospho_embed.cli._common import add_client_arguments, client_settings
+from phospho_embed.cli._common import EXIT_USAGE, CLIError, add_client_arguments, client_settings
+from phospho_embed.cli.serve import missing_extra
 
 if TYPE_CHECKING:
     from phospho_embed.cli._common import Subparsers
@@ -46,8 +51,10 @@ def register(subparsers: Subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo on stdout."""
-    from phospho_embed import _demo  # imports the frameworks: only when the demo runs
-
-    return _demo.run(
+    try:
+        from phospho_embed_demo import run as run_demo
+    except ImportError as error:
+        raise CLIError(missing_extra(error, "demo"), EXIT_USAGE) from error
+    return run_demo(
         sys.stdout, latency=args.latency, report_dir=args.report_dir, **client_settings(args)
     )

@@ -1,12 +1,17 @@
-"""The emulator's knobs: one immutable, validated settings object."""
+"""The emulator's knobs: one immutable, validated settings object.
+
+Each knob is spelled once, as a field of `EmulatorSettings`; its command-line option
+(``--name-with-dashes``) is generated from the field by ``cli.py``, with the help text and
+section the field's metadata holds (`Option`).
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing import Any, Literal, TypedDict
 
-from ._vectors import VectorKind, VectorsSetting, default_vectors, resolve_vectors
+from ._vectors import VECTORS_ENV, VectorKind, VectorsSetting, default_vectors, resolve_vectors
 
 FAULTS: tuple[str, ...] = (
     "429",
@@ -20,6 +25,35 @@ FAULTS: tuple[str, ...] = (
     "slow",
 )
 """The fault kinds ``EmulatorSettings.fault`` accepts (alone, or several joined by commas)."""
+
+API_KEY_ENV = "PHOSPHO_EMULATOR_API_KEY"
+"""Environment variable the command line reads for the required API key when ``--api-key``
+is not given."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """How a setting appears on the command line; kept in its field's metadata.
+
+    The flag is the field's name with dashes, and the value's type (or choices, or a switch
+    for a bool) comes from the field's annotation.
+
+    Attributes:
+        help: the option's help; ``%(default)s`` stands for the setting's default.
+        group: the section of ``--help`` it is listed in: ``"behaviour"`` or ``"faults"``.
+        metavar: the value's name in ``--help``, when the flag's own would mislead.
+        env: an environment variable the command line reads when the option is not given.
+    """
+
+    help: str
+    group: Literal["behaviour", "faults"] = "behaviour"
+    metavar: str | None = None
+    env: str | None = None
+
+
+def _option(help: str, **details: Any) -> dict[str, Option]:
+    """A field's metadata holding its command-line `Option`."""
+    return {"option": Option(help, **details)}
 
 
 @dataclass(frozen=True)
@@ -62,19 +96,85 @@ class EmulatorSettings:
     """
 
     # repr=False: keys stay out of reprs and logs, even fake ones.
-    api_key: str | None = field(default=None, repr=False)
-    dimensions: int = 1536
-    vectors: VectorsSetting = field(default_factory=default_vectors)
-    latency: float = 0.0
-    jitter: float = 0.0
-    fault: str | None = None
-    fault_rate: float = 0.0
-    fault_every: int = 0
-    retry_after: float | None = None
-    slow_latency: float = 5.0
-    max_in_flight: int | None = None
-    billing_required: bool = False
-    seed: int = 0
+    api_key: str | None = field(
+        default=None,
+        repr=False,
+        metadata=_option(
+            f"bearer token requests must carry, else 401 (default: ${API_KEY_ENV}, "
+            "or accept any token)",
+            env=API_KEY_ENV,
+        ),
+    )
+    dimensions: int = field(
+        default=1536, metadata=_option("length of the vectors (default: %(default)s)")
+    )
+    vectors: VectorsSetting = field(
+        default_factory=default_vectors,
+        metadata=_option(
+            "'semantic' (a small offline embedding model: paraphrases score high), "
+            "'lexical' (hashed words: only shared wording scores high) or 'auto' (semantic "
+            f"when installed, else lexical) (default: ${VECTORS_ENV}, else auto)"
+        ),
+    )
+    latency: float = field(
+        default=0.0, metadata=_option("seconds to wait per request (default: %(default)s)")
+    )
+    jitter: float = field(
+        default=0.0,
+        metadata=_option(
+            "spread the wait uniformly over latency +/- jitter seconds (default: %(default)s)"
+        ),
+    )
+    fault: str | None = field(
+        default=None,
+        metadata=_option(
+            f"failure to inject, one of {', '.join(FAULTS)}: an HTTP status ('429-bare': "
+            "without Retry-After), 'drop' (connection closed mid-response), 'malformed' (200 "
+            "with a body of the wrong shape) or 'slow' (200 after --slow-latency); several "
+            "joined by commas are drawn at random; alone, every request gets it",
+            group="faults",
+            metavar="KIND[,KIND...]",
+        ),
+    )
+    fault_rate: float = field(
+        default=0.0,
+        metadata=_option(
+            "probability that a request gets the fault (default: %(default)s)", group="faults"
+        ),
+    )
+    fault_every: int = field(
+        default=0,
+        metadata=_option(
+            "inject the fault into every Nth request (default: %(default)s)", group="faults"
+        ),
+    )
+    retry_after: float | None = field(
+        default=None,
+        metadata=_option(
+            "seconds sent as Retry-After with 429 answers (default: no header)", group="faults"
+        ),
+    )
+    slow_latency: float = field(
+        default=5.0,
+        metadata=_option(
+            "seconds a 'slow' fault waits before answering (default: %(default)s)",
+            group="faults",
+        ),
+    )
+    max_in_flight: int | None = field(
+        default=None,
+        metadata=_option("requests served at once; more get 429 at once (default: no limit)"),
+    )
+    billing_required: bool = field(
+        default=False,
+        metadata=_option("answer 402, as for an account without a payment method"),
+    )
+    seed: int = field(
+        default=0,
+        metadata=_option(
+            "seed of the random jitter and fault rate (default: %(default)s)", group="faults"
+        ),
+    )
     # "auto" resolved once, when the settings are made: what the server sends.
     vector_kind: VectorKind = field(init=False, repr=False, compare=False)
 
@@ -124,7 +224,11 @@ class EmulatorSettings:
 
 
 class SettingsChanges(TypedDict, total=False):
-    """Keyword arguments accepted by ``Emulator(...)``, ``configure`` and ``reset``."""
+    """Keyword arguments accepted by ``Emulator(...)``, ``configure`` and ``reset``.
+
+    The fields of `EmulatorSettings` again, because a type checker cannot derive a TypedDict
+    from a dataclass; a test keeps the two equal.
+    """
 
     api_key: str | None
     dimensions: int

@@ -1,27 +1,30 @@
 """Command line: ``python -m phospho_embed.emulator [options]``.
 
 ``add_arguments`` and ``run`` are separate from ``main`` so that another command line (a
-``serve`` subcommand) can offer the same options.
+``serve`` subcommand) can offer the same options. Besides the server's own (host, port, log
+level), there is one option per field of `EmulatorSettings`, generated from the field: adding
+a setting adds its option.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+import types
+import typing
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ._semantic import SemanticModelUnavailableError
 from ._server import Emulator
-from ._settings import FAULTS, EmulatorSettings
-from ._vectors import VECTORS, VECTORS_ENV
+from ._settings import API_KEY_ENV, EmulatorSettings, Option
 
-API_KEY_ENV = "PHOSPHO_EMULATOR_API_KEY"
-"""Environment variable read for the required API key when ``--api-key`` is not given."""
+__all__ = ["API_KEY_ENV", "add_arguments", "build_parser", "main", "run", "settings_from_args"]
 
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
@@ -39,8 +42,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the emulator's options (one per ``EmulatorSettings`` field, plus host, port, logs)."""
-    defaults = EmulatorSettings(vectors="lexical")  # only the plain defaults are read
+    """Add the emulator's options: host, port and log level, then one per `EmulatorSettings`
+    field (``--fault-rate`` for ``fault_rate``)."""
     server = parser.add_argument_group("server")
     server.add_argument(
         "--host", default="127.0.0.1", help="interface to listen on (default: %(default)s)"
@@ -57,92 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="warning",
         help="server log level (default: %(default)s)",
     )
-
-    behaviour = parser.add_argument_group("behaviour")
-    behaviour.add_argument(
-        "--api-key",
-        default=None,
-        help=f"bearer token requests must carry, else 401 (default: ${API_KEY_ENV}, "
-        "or accept any token)",
-    )
-    behaviour.add_argument(
-        "--dimensions",
-        type=int,
-        default=defaults.dimensions,
-        help="length of the vectors (default: %(default)s)",
-    )
-    behaviour.add_argument(
-        "--vectors",
-        choices=VECTORS,
-        default=None,
-        help=f"'semantic' (a small offline embedding model: paraphrases score high), "
-        "'lexical' (hashed words: only shared wording scores high) or 'auto' (semantic when "
-        f"installed, else lexical) (default: ${VECTORS_ENV}, else auto)",
-    )
-    behaviour.add_argument(
-        "--latency",
-        type=float,
-        default=defaults.latency,
-        help="seconds to wait per request (default: %(default)s)",
-    )
-    behaviour.add_argument(
-        "--jitter",
-        type=float,
-        default=defaults.jitter,
-        help="spread the wait uniformly over latency +/- jitter seconds (default: %(default)s)",
-    )
-    behaviour.add_argument(
-        "--max-in-flight",
-        type=int,
-        default=defaults.max_in_flight,
-        help="requests served at once; more get 429 at once (default: no limit)",
-    )
-    behaviour.add_argument(
-        "--billing-required",
-        action="store_true",
-        help="answer 402, as for an account without a payment method",
-    )
-
-    faults = parser.add_argument_group("faults")
-    faults.add_argument(
-        "--fault",
-        default=None,
-        metavar="KIND[,KIND...]",
-        help=f"failure to inject, one of {', '.join(FAULTS)}: an HTTP status ('429-bare': "
-        "without Retry-After), 'drop' (connection closed mid-response), 'malformed' (200 "
-        "with a body of the wrong shape) or 'slow' (200 after --slow-latency); several "
-        "joined by commas are drawn at random; alone, every request gets it",
-    )
-    faults.add_argument(
-        "--slow-latency",
-        type=float,
-        default=defaults.slow_latency,
-        help="seconds a 'slow' fault waits before answering (default: %(default)s)",
-    )
-    faults.add_argument(
-        "--fault-rate",
-        type=float,
-        default=defaults.fault_rate,
-        help="probability that a request gets the fault (default: %(default)s)",
-    )
-    faults.add_argument(
-        "--fault-every",
-        type=int,
-        default=defaults.fault_every,
-        help="inject the fault into every Nth request (default: %(default)s)",
-    )
-    faults.add_argument(
-        "--retry-after",
-        type=float,
-        default=defaults.retry_after,
-        help="seconds sent as Retry-After with 429 answers (default: no header)",
-    )
-    faults.add_argument(
-        "--seed",
-        type=int,
-        default=defaults.seed,
-        help="seed of the random jitter and fault rate (default: %(default)s)",
-    )
+    groups = {name: parser.add_argument_group(name) for name in ("behaviour", "faults")}
+    hints = typing.get_type_hints(EmulatorSettings)
+    for setting, option in _settings():
+        groups[option.group].add_argument(
+            "--" + setting.name.replace("_", "-"), **_argument(setting, option, hints[setting.name])
+        )
 
 
 def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
@@ -150,26 +73,41 @@ def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
     when they ask for semantic vectors that are not installed)."""
     if args.fault is None and (args.fault_rate or args.fault_every):
         raise ValueError("--fault-rate and --fault-every need --fault")
-    changes: dict[str, Any] = {
-        "api_key": args.api_key or os.environ.get(API_KEY_ENV) or None,
-        "dimensions": args.dimensions,
-        "latency": args.latency,
-        "jitter": args.jitter,
-        "fault": args.fault,
-        "fault_rate": args.fault_rate,
-        "fault_every": args.fault_every,
-        "retry_after": args.retry_after,
-        "slow_latency": args.slow_latency,
-        "max_in_flight": args.max_in_flight,
-        "billing_required": args.billing_required,
-        "seed": args.seed,
-    }
-    if args.vectors is not None:
-        changes["vectors"] = args.vectors
+    changes: dict[str, Any] = {}
+    for setting, option in _settings():
+        value = getattr(args, setting.name)
+        if option.env and not value:
+            value = os.environ.get(option.env) or None
+        # None is "not given": the field's own default applies (vectors reads its variable).
+        if value is not None:
+            changes[setting.name] = value
     try:
         return EmulatorSettings(**changes)
     except SemanticModelUnavailableError as error:
         raise ValueError(str(error)) from error
+
+
+def _settings() -> Iterator[tuple[dataclasses.Field[Any], Option]]:
+    """The fields of `EmulatorSettings` a caller sets, each with its command-line `Option`."""
+    for setting in dataclasses.fields(EmulatorSettings):
+        if setting.init:
+            yield setting, setting.metadata["option"]
+
+
+def _argument(setting: dataclasses.Field[Any], option: Option, hint: Any) -> dict[str, Any]:
+    """``add_argument``'s keywords for ``setting``, whose resolved annotation is ``hint``."""
+    # A default made by a factory (vectors reads an environment variable) is left to it.
+    default = None if setting.default is dataclasses.MISSING else setting.default
+    keywords: dict[str, Any] = {"default": default, "help": option.help}
+    if option.metavar:
+        keywords["metavar"] = option.metavar
+    if hint is bool:
+        return {**keywords, "action": "store_true"}
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # X | None: an X
+        (hint,) = (arg for arg in typing.get_args(hint) if arg is not type(None))
+    if typing.get_origin(hint) is typing.Literal:
+        return {**keywords, "choices": typing.get_args(hint)}
+    return {**keywords, "type": hint}
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

@@ -1,4 +1,5 @@
-"""``phospho-embed serve``: the emulator as a process, answering requests until terminated."""
+"""``phospho-embed serve``: the emulator as a process, answering requests until terminated;
+and what ``serve`` and ``demo`` say when their extra is not installed."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import queue
 import re
 import signal
+import subprocess
 import sys
 import threading
 
@@ -73,3 +75,59 @@ def test_serve_rejects_bad_options_like_the_emulator() -> None:
 
     assert process.returncode == 2
     assert "--fault-rate and --fault-every need --fault" in err
+
+
+# Runs the command line in a fresh interpreter where importing `blocked` fails, as it does
+# when its package is not installed (this test's interpreter has it imported already).
+_WITHOUT = """
+import sys
+
+class NotInstalled:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] == {blocked!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+
+sys.meta_path.insert(0, NotInstalled())
+from phospho_embed.cli import main
+sys.exit(main({argv!r}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("argv", "blocked", "extra"),
+    [
+        (["serve", "--port", "8770"], "fastapi", "emulator"),
+        (["demo"], "langchain_core", "demo"),
+        (["demo"], "fastapi", "demo"),  # the demo starts an emulator
+    ],
+)
+def test_a_command_without_its_extra_names_the_extra_to_install(
+    argv: list[str], blocked: str, extra: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _WITHOUT.format(blocked=blocked, argv=argv)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()  # one line, no traceback
+    assert f'pip install "phospho-embed[{extra}]"' in line
+    assert f"No module named '{blocked}'" in line
+    assert result.stdout == ""  # nothing started: no emulator, no demo screen
+
+
+def test_a_module_of_ours_missing_is_a_bug_not_a_missing_extra() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _WITHOUT.format(blocked="langchain_phospho", argv=["demo"])],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr
+    assert "extra is missing" not in result.stderr

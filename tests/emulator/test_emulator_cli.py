@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue
 import re
@@ -22,12 +23,14 @@ FLAGS = [
     "--port",
     "--api-key",
     "--dimensions",
+    "--vectors",
     "--latency",
     "--jitter",
     "--fault",
     "--fault-rate",
     "--fault-every",
     "--retry-after",
+    "--slow-latency",
     "--max-in-flight",
     "--billing-required",
     "--seed",
@@ -45,13 +48,27 @@ def test_help_lists_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
         assert flag in out
 
 
+def test_every_setting_has_its_option_generated_from_its_field(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+
+    for setting in dataclasses.fields(EmulatorSettings):
+        assert (f"--{setting.name.replace('_', '-')}" in out) is setting.init
+    # What the fields' metadata adds: a placeholder, and the variable read for the key.
+    assert "--fault KIND[,KIND...]" in out
+    assert f"${API_KEY_ENV}" in out
+
+
 def test_every_flag_maps_onto_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(API_KEY_ENV, raising=False)
     args = build_parser().parse_args(
         shlex.split(
             "--api-key k --dimensions 8 --vectors lexical --latency 0.5 --jitter 0.1 "
-            "--fault 429 --fault-rate 0.25 --fault-every 4 --retry-after 2 --max-in-flight 3 "
-            "--billing-required --seed 5"
+            "--fault 429 --fault-rate 0.25 --fault-every 4 --retry-after 2 --slow-latency 1.5 "
+            "--max-in-flight 3 --billing-required --seed 5"
         )
     )
 
@@ -65,6 +82,7 @@ def test_every_flag_maps_onto_a_setting(monkeypatch: pytest.MonkeyPatch) -> None
         fault_rate=0.25,
         fault_every=4,
         retry_after=2.0,
+        slow_latency=1.5,
         max_in_flight=3,
         billing_required=True,
         seed=5,
@@ -88,7 +106,16 @@ def test_the_api_key_can_come_from_the_environment(monkeypatch: pytest.MonkeyPat
 
 @pytest.mark.parametrize(
     "argv",
-    [["--fault-rate", "0.5"], ["--latency", "-1"], ["--fault", "418"], ["--dimensions", "0"]],
+    [
+        ["--fault-rate", "0.5"],
+        ["--latency", "-1"],
+        ["--fault", "418"],
+        ["--dimensions", "0"],
+        # The kind of value each option takes comes from its field's annotation.
+        ["--dimensions", "1.5"],
+        ["--vectors", "fuzzy"],
+        ["--billing-required", "yes"],
+    ],
 )
 def test_bad_options_exit_with_status_2(
     argv: list[str], capsys: pytest.CaptureFixture[str]

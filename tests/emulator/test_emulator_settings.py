@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 from typing import Any
 
 import httpx
 import pytest
 
 from phospho_embed.emulator import FAULTS, Emulator, EmulatorSettings
+from phospho_embed.emulator._settings import SettingsChanges
 from phospho_embed.emulator._state import EmulatorState
 
 
@@ -21,6 +23,14 @@ def test_defaults() -> None:
     assert (settings.fault, settings.fault_rate, settings.fault_every) == (None, 0.0, 0)
     assert (settings.retry_after, settings.max_in_flight) == (None, None)
     assert (settings.billing_required, settings.seed) == (False, 0)
+
+
+def test_the_keyword_arguments_type_lists_every_setting_with_its_type() -> None:
+    # Emulator(**changes), configure and reset are typed by SettingsChanges, written by hand.
+    hints = typing.get_type_hints(EmulatorSettings)
+    settings = {f.name: hints[f.name] for f in dataclasses.fields(EmulatorSettings) if f.init}
+
+    assert typing.get_type_hints(SettingsChanges) == settings
 
 
 @pytest.mark.parametrize(

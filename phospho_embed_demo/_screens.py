@@ -1,10 +1,13 @@
-"""``phospho-embed demo``: the jobs users come for, on a small customer-support intent set.
+"""The demo's five screens, on a small customer-support intent set.
 
 Without ``PHOSPHO_API_KEY`` it starts the local emulator with LLM-like latency (and says so);
-with a key it talks to the real API. Four short screens: intents classified with
-out-of-topic messages rejected, a LangChain router chain, a LlamaIndex query engine routed by
-intent, intents discovered in unlabelled messages (with the ones the classifier does not
-cover yet, and an HTML report), and the speed of batch embedding against a one-by-one loop.
+with a key it talks to the real API. The screens: intents classified with out-of-topic
+messages rejected, a LangChain router chain, a LlamaIndex query engine routed by intent,
+intents discovered in unlabelled messages (with the ones the classifier does not cover yet,
+and an HTML report), and the speed of batch embedding against a one-by-one loop.
+
+Every framework the screens use is imported here, at the top: importing this package is how
+``phospho-embed demo`` finds out, before anything runs, whether the ``demo`` extra is there.
 """
 
 from __future__ import annotations
@@ -18,9 +21,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
+from langchain_core.runnables import RunnableLambda
+from llama_index.core.base.response.schema import Response
+from llama_index.core.llms.mock import MockLLM
+from llama_index.core.query_engine import CustomQueryEngine, RouterQueryEngine
+from llama_index.core.tools import QueryEngineTool
+
+from langchain_phospho import PhosphoEmbeddings, PhosphoIntentRouter
+from llama_index_phospho import PhosphoEmbedding, PhosphoIntentSelector
 from phospho_embed import PhosphoClient
-from phospho_embed._settings import API_KEY_ENV, BASE_URL_ENV
+from phospho_embed._options import API_KEY_ENV, BASE_URL_ENV
 from phospho_embed.demo_data import EXAMPLES, EXPECTED, HELD_OUT, LABELLED, MESSAGES, UNLABELLED
+from phospho_embed.discovery import discover_intents
+from phospho_embed.emulator import Emulator
 from phospho_embed.intents import IntentClassifier
 from phospho_embed.wire import DEFAULT_BASE_URL
 
@@ -51,8 +64,6 @@ def endpoint(
         print(f"Using the API at {where} (an API key is set).", file=out)
         yield settings
         return
-    from phospho_embed.emulator import Emulator
-
     latency = EMULATED_LATENCY if latency is None else latency
     emulator = Emulator(latency=latency, jitter=min(EMULATED_JITTER, latency))
     with emulator.start():
@@ -90,9 +101,6 @@ def classify(settings: dict[str, Any], out: TextIO) -> IntentClassifier:
 
 def langchain_router(settings: dict[str, Any], out: TextIO) -> None:
     """Screen 2: a LangChain chain routed by intent, out-of-topic to a fallback."""
-    from langchain_core.runnables import RunnableLambda
-
-    from langchain_phospho import PhosphoEmbeddings, PhosphoIntentRouter
 
     def _canned(answer: str) -> RunnableLambda[str, str]:
         return RunnableLambda(lambda _: answer)
@@ -115,8 +123,6 @@ def discover(
     settings: dict[str, Any], classifier: IntentClassifier, out: TextIO, report_dir: Path
 ) -> Path:
     """Screen 4: intents found in unlabelled messages, those not covered yet, the report."""
-    from phospho_embed.discovery import discover_intents
-
     _title(f"4. Discover the intents in {len(UNLABELLED)} unlabelled messages", out)
     with PhosphoClient(**settings) as client:
         vectors = client.embed_many(UNLABELLED)  # once, for both discoveries
@@ -171,12 +177,6 @@ def speed(settings: dict[str, Any], out: TextIO, count: int = 24) -> None:
 
 def llama_index_router(settings: dict[str, Any], out: TextIO) -> None:
     """Screen 3: a LlamaIndex RouterQueryEngine choosing a query engine by intent."""
-    from llama_index.core.base.response.schema import Response
-    from llama_index.core.llms.mock import MockLLM
-    from llama_index.core.query_engine import CustomQueryEngine, RouterQueryEngine
-    from llama_index.core.tools import QueryEngineTool
-
-    from llama_index_phospho import PhosphoEmbedding, PhosphoIntentSelector
 
     class Canned(CustomQueryEngine):
         answer: str
