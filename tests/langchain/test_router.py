@@ -13,6 +13,7 @@ from langchain_phospho import PhosphoIntentRouter
 from phospho_embed.demo_data import EXAMPLES, LABELLED, MESSAGES
 from phospho_embed.demo_data import EXPECTED as MEANT
 from phospho_embed.emulator import Emulator
+from phospho_embed.errors import BadRequestError, BatchEmbeddingError
 from phospho_embed.intents import IntentClassifier, OutOfTopicError
 from tests.langchain.conftest import MakeEmbeddings
 
@@ -142,3 +143,61 @@ def test_rejection_settings_beside_a_classifier_are_refused_not_ignored(
             threshold=0.99,
             margin=0.5,
         )
+
+
+# -- return_exceptions, per input (issue 15, item 19) -----------------------------------------
+
+TOO_LONG = "word " * 16_000  # over the emulator's 15,000-token limit: a 400 for this text only
+BATCH = ["where is my parcel, it is late", "   ", TOO_LONG, 42, "I want my money back"]
+
+
+def _check_per_input_outcomes(results: list[Any]) -> None:
+    assert results[0] == "track_parcel: where is my parcel, it is late"
+    assert isinstance(results[1], ValueError)
+    assert "inputs[1] is empty" in str(results[1])
+    assert isinstance(results[2], BadRequestError)
+    assert "Input too long" in str(results[2])
+    assert isinstance(results[3], TypeError)
+    assert results[4] == "refund: I want my money back"
+
+
+def test_batch_returns_each_inputs_exception_and_keeps_the_others(
+    router: PhosphoIntentRouter, phospho_emulator: Emulator
+) -> None:
+    phospho_emulator.reset_stats()
+    _check_per_input_outcomes(router.batch(BATCH, return_exceptions=True))
+    # The two good texts and the long one were sent once each: no vector was thrown away.
+    assert phospho_emulator.stats.requests == 3
+
+
+async def test_abatch_returns_each_inputs_exception_and_keeps_the_others(
+    router: PhosphoIntentRouter, phospho_emulator: Emulator
+) -> None:
+    phospho_emulator.reset_stats()
+    _check_per_input_outcomes(await router.abatch(BATCH, return_exceptions=True))
+    assert phospho_emulator.stats.requests == 3
+
+
+async def test_without_return_exceptions_a_bad_input_fails_the_batch_before_any_request(
+    router: PhosphoIntentRouter, phospho_emulator: Emulator
+) -> None:
+    phospho_emulator.reset_stats()
+    with pytest.raises(ValueError, match=r"inputs\[1\] is empty"):
+        router.batch(BATCH)
+    with pytest.raises(ValueError, match=r"inputs\[1\] is empty"):
+        await router.abatch(BATCH)
+    assert phospho_emulator.stats.requests == 0
+    with pytest.raises(BatchEmbeddingError, match="Input too long"):
+        router.batch([BATCH[0], TOO_LONG])
+
+
+def test_a_route_error_stays_with_its_input(make_embeddings: MakeEmbeddings) -> None:
+    def refuse(text: str) -> str:
+        raise RuntimeError(f"refund desk closed: {text}")
+
+    router = PhosphoIntentRouter(
+        examples=EXAMPLES, routes={**ROUTES, "refund": refuse}, embeddings=make_embeddings()
+    )
+    results = router.batch(["I want my money back", "track my package"], return_exceptions=True)
+    assert isinstance(results[0], RuntimeError)
+    assert results[1] == "track_parcel: track my package"

@@ -16,6 +16,7 @@ from llama_index.core.tools import QueryEngineTool, RetrieverTool, ToolMetadata
 from llama_index_phospho import PhosphoIntentSelector
 from phospho_embed.demo_data import EXAMPLES, LABELLED
 from phospho_embed.emulator import Emulator
+from phospho_embed.errors import PhosphoError
 from phospho_embed.intents import OutOfTopicError
 from tests.llama_index.conftest import MakeModel
 
@@ -164,3 +165,90 @@ def test_router_retriever_routes_by_intent(make_model: MakeModel) -> None:
     assert "tracking number" in hit.node.get_content()
     [ahit] = asyncio.run(retriever.aretrieve("I want a refund"))
     assert "Refunds" in ahit.node.get_content()
+
+
+# -- a fallback_index the choices do not have (issue 15, item 21) -----------------------------
+
+
+def test_a_fallback_index_beyond_the_choices_is_a_clear_error(
+    make_model: MakeModel, emulator: Emulator
+) -> None:
+    three = CHOICES[:3]
+    selector = PhosphoIntentSelector(embed_model=make_model(), examples=EXAMPLES, fallback_index=5)
+    message = r"fallback_index is 5, but there are only 3 choices \(positions 0 to 2\)"
+    with pytest.raises(ValueError, match=message):
+        selector.select(three, "what's the weather like on Mars?")
+    engine = RouterQueryEngine(
+        selector=selector,
+        query_engine_tools=[
+            QueryEngineTool.from_defaults(
+                query_engine=Canned(answer=choice.description), name=choice.name
+            )
+            for choice in three
+        ],
+        llm=MockLLM(),
+    )
+    with pytest.raises(ValueError, match=message):
+        engine.query("where is my parcel")
+    assert emulator.stats.requests == 0  # refused before anything is embedded
+    with pytest.raises(ValueError, match="fallback_index must be an int >= 0"):
+        PhosphoIntentSelector(embed_model=make_model(), fallback_index=-1)
+
+
+# -- the shared first build: failed or cancelled (issue 15, item 18) --------------------------
+
+
+async def test_a_failed_first_build_is_not_kept(make_model: MakeModel, emulator: Emulator) -> None:
+    selector = PhosphoIntentSelector(embed_model=make_model(max_retries=0), examples=EXAMPLES)
+    emulator.configure(fault="500")  # every request fails
+    with pytest.raises(PhosphoError):
+        await selector.aselect(CHOICES[:-1], "track my package")
+    emulator.configure(fault=None)
+    emulator.reset_stats()
+    chosen = await selector.aselect(CHOICES[:-1], "track my package")
+    assert NAMES[chosen.ind] == "track_parcel"
+    assert emulator.stats.requests == EXAMPLE_COUNT + 1  # built again, once
+
+
+async def _wait_for_the_build(emulator: Emulator) -> None:
+    """Until the examples' requests reach the emulator (it runs in another thread, so there
+    is no event to wait on): cancelling earlier would not test a build in flight. Counted
+    from the caller's ``reset_stats``, so requests of an earlier test do not count."""
+    for _ in range(400):
+        if emulator.stats.requests:
+            return
+        await asyncio.sleep(0.005)
+    pytest.fail("the examples were never sent")
+
+
+async def test_one_cancelled_query_leaves_the_shared_build_to_the_others(
+    make_model: MakeModel, emulator: Emulator
+) -> None:
+    selector = PhosphoIntentSelector(embed_model=make_model(), examples=EXAMPLES)
+    emulator.configure(latency=0.1)
+    emulator.reset_stats()
+    cancelled = asyncio.ensure_future(selector.aselect(CHOICES[:-1], "refund please"))
+    waiting = asyncio.ensure_future(selector.aselect(CHOICES[:-1], "track my package"))
+    await _wait_for_the_build(emulator)
+    cancelled.cancel()
+    chosen = await waiting
+    assert cancelled.cancelled()
+    assert NAMES[chosen.ind] == "track_parcel"
+    later = await selector.aselect(CHOICES[:-1], "cancel my order")
+    assert NAMES[later.ind] == "cancel_order"
+    # The examples were embedded once, for both the survivor and the later query.
+    assert emulator.stats.requests == EXAMPLE_COUNT + 2
+
+
+async def test_a_build_whose_only_caller_was_cancelled_still_serves_the_next_query(
+    make_model: MakeModel, emulator: Emulator
+) -> None:
+    selector = PhosphoIntentSelector(embed_model=make_model(), examples=EXAMPLES)
+    emulator.configure(latency=0.1)
+    emulator.reset_stats()
+    alone = asyncio.ensure_future(selector.aselect(CHOICES[:-1], "refund please"))
+    await _wait_for_the_build(emulator)
+    alone.cancel()
+    chosen = await selector.aselect(CHOICES[:-1], "reset my password")
+    assert NAMES[chosen.ind] == "reset_password"
+    assert emulator.stats.requests == EXAMPLE_COUNT + 1
