@@ -81,13 +81,13 @@ def classify(settings: dict[str, Any], out: TextIO) -> IntentClassifier:
     _title("1. Classify messages by intent, rejecting out-of-topic ones", out)
     with PhosphoClient(**settings) as client:
         classifier = IntentClassifier.from_examples(EXAMPLES, client=client)
-        fitted = classifier.fit([t for t, _ in LABELLED], [i for _, i in LABELLED])
+        classifier.fit([t for t, _ in LABELLED], [i for _, i in LABELLED])
         held_out = classifier.evaluate([t for t, _ in HELD_OUT], [i for _, i in HELD_OUT])
         print(
             f"{len(EXAMPLES)} intents, {sum(map(len, EXAMPLES.values()))} examples; thresholds "
-            f"fitted on {fitted.size} labelled messages, then measured on {held_out.size} "
+            f"fitted on {len(LABELLED)} labelled messages, then measured on {held_out.size} "
             f"others: accuracy {held_out.accuracy:.0%}, out-of-topic recall "
-            f"{held_out.oos_recall:.0%}.\n"
+            f"{held_out.out_of_topic_recall:.0%}.\n"
             "Fresh messages, none sharing a content word with its intent's examples:\n",
             file=out,
         )
@@ -133,7 +133,7 @@ def discover(
     gaps = discover_intents(UNLABELLED, vectors=vectors, known=classifier)
     print(
         f"\nNot covered yet: {gaps.covered_by_known} messages match the classifier's "
-        f"{len(classifier.intents)} intents; what it rejects holds {len(gaps.intents)} new ones:",
+        f"{len(classifier.intents_)} intents; what it rejects holds {len(gaps.intents)} new ones:",
         file=out,
     )
     _intent_table(gaps.intents, out)
