@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 from llama_index.core import Document, VectorStoreIndex
+from llama_index.core.base.base_selector import SelectorResult
 from llama_index.core.base.response.schema import Response
 from llama_index.core.llms import MockLLM
 from llama_index.core.query_engine import CustomQueryEngine, RouterQueryEngine
@@ -210,13 +211,20 @@ async def test_a_failed_first_build_is_not_kept(make_model: MakeModel, emulator:
     assert emulator.stats.requests == EXAMPLE_COUNT + 1  # built again, once
 
 
-async def _wait_for_the_build(emulator: Emulator) -> None:
-    """Until the examples' requests reach the emulator (it runs in another thread, so there
-    is no event to wait on): cancelling earlier would not test a build in flight. Counted
-    from the caller's ``reset_stats``, so requests of an earlier test do not count."""
+async def _start_building(
+    make_model: MakeModel, emulator: Emulator, *queries: str
+) -> tuple[PhosphoIntentSelector, list[asyncio.Future[SelectorResult]]]:
+    """A selector whose requests take 0.1 s, and its first ``queries`` started concurrently,
+    returned once the examples' requests reach the emulator: a build in flight (counted from
+    this reset, so an earlier test's requests do not count)."""
+    selector = PhosphoIntentSelector(embed_model=make_model(), examples=EXAMPLES)
+    emulator.configure(latency=0.1)
+    emulator.reset_stats()
+    started = [asyncio.ensure_future(selector.aselect(CHOICES[:-1], q)) for q in queries]
+    # The emulator runs in another thread: there is no event to wait on, so poll.
     for _ in range(400):
         if emulator.stats.requests:
-            return
+            return selector, started
         await asyncio.sleep(0.005)
     pytest.fail("the examples were never sent")
 
@@ -224,12 +232,9 @@ async def _wait_for_the_build(emulator: Emulator) -> None:
 async def test_one_cancelled_query_leaves_the_shared_build_to_the_others(
     make_model: MakeModel, emulator: Emulator
 ) -> None:
-    selector = PhosphoIntentSelector(embed_model=make_model(), examples=EXAMPLES)
-    emulator.configure(latency=0.1)
-    emulator.reset_stats()
-    cancelled = asyncio.ensure_future(selector.aselect(CHOICES[:-1], "refund please"))
-    waiting = asyncio.ensure_future(selector.aselect(CHOICES[:-1], "track my package"))
-    await _wait_for_the_build(emulator)
+    selector, [cancelled, waiting] = await _start_building(
+        make_model, emulator, "refund please", "track my package"
+    )
     cancelled.cancel()
     chosen = await waiting
     assert cancelled.cancelled()
@@ -243,11 +248,7 @@ async def test_one_cancelled_query_leaves_the_shared_build_to_the_others(
 async def test_a_build_whose_only_caller_was_cancelled_still_serves_the_next_query(
     make_model: MakeModel, emulator: Emulator
 ) -> None:
-    selector = PhosphoIntentSelector(embed_model=make_model(), examples=EXAMPLES)
-    emulator.configure(latency=0.1)
-    emulator.reset_stats()
-    alone = asyncio.ensure_future(selector.aselect(CHOICES[:-1], "refund please"))
-    await _wait_for_the_build(emulator)
+    selector, [alone] = await _start_building(make_model, emulator, "refund please")
     alone.cancel()
     chosen = await selector.aselect(CHOICES[:-1], "reset my password")
     assert NAMES[chosen.ind] == "reset_password"
