@@ -118,21 +118,21 @@ def _meta(**changes: Any) -> dict[str, Any]:
     return {**meta, **changes}
 
 
-def _npz(vectors: Any = None, meta: Any = None, **members: bytes) -> bytes:
-    """An archive shaped like a saved classifier, with ``vectors``, ``meta`` (a dict, dumped
-    as JSON, or a str) or raw ``members`` replaced."""
+def _npz(vectors: Any = None, meta: Any = None, raw: dict[str, bytes] | None = None) -> bytes:
+    """An archive shaped like a saved classifier, with the ``vectors`` array, the ``meta``
+    (a dict, dumped as JSON, or a str), or the ``raw`` bytes of a member replaced."""
     arrays = {
         "vectors": np.eye(3, dtype=np.float32) if vectors is None else vectors,
-        "meta": np.array(json.dumps(_meta()) if meta is None else meta),
+        "meta": json.dumps(_meta() if meta is None else meta)
+        if not isinstance(meta, str)
+        else meta,
     }
-    if isinstance(meta, dict):
-        arrays["meta"] = np.array(json.dumps(meta))
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, array in arrays.items():
             npy = io.BytesIO()
             np.lib.format.write_array(npy, np.asarray(array), allow_pickle=False)
-            archive.writestr(f"{name}.npy", members.get(name, npy.getvalue()))
+            archive.writestr(f"{name}.npy", (raw or {}).get(name, npy.getvalue()))
     return buffer.getvalue()
 
 
@@ -144,32 +144,55 @@ def _npy_claiming(shape: tuple[int, ...], descr: str = "<f4") -> bytes:
     return npy.getvalue() + bytes(12)
 
 
-DAMAGED: dict[str, Callable[[bytes], bytes]] = {
-    "empty": lambda good: b"",
-    "not a zip": lambda good: b"not a classifier at all",
-    "truncated": lambda good: good[: len(good) // 2],
-    "a plain .npy of 4 TB": lambda good: _npy_claiming((2**40,)),
-    "vectors claiming 4 TB": lambda good: _npz(vectors=_npy_claiming((2**30, 1024))),
-    "object vectors": lambda good: _npz(vectors=_npy_claiming((3, 3), descr="|O")),
-    "no vectors": lambda good: _zip_without(good, "vectors.npy"),
-    "counts short of the rows": lambda good: _npz(meta=_meta(counts=[1, 1, 0])),
-    "counts beyond the rows": lambda good: _npz(meta=_meta(counts=[1, 1, 2])),
-    "counts of the wrong type": lambda good: _npz(meta=_meta(counts="111")),
-    "one count too many": lambda good: _npz(meta=_meta(counts=[1, 1, 1, 0])),
-    "another dimension": lambda good: _npz(meta=_meta(dimension=4)),
-    "intents not names": lambda good: _npz(meta=_meta(intents=[1, 2, 3])),
-    "duplicate intents": lambda good: _npz(meta=_meta(intents=["a", "a", "b"])),
-    "unknown aggregation": lambda good: _npz(meta=_meta(aggregation="sum")),
-    "top_k as text": lambda good: _npz(meta=_meta(top_k="5")),
-    "center as a number": lambda good: _npz(meta=_meta(center=1)),
-    "threshold as text": lambda good: _npz(meta=_meta(threshold="0.5")),
-    "threshold infinite": lambda good: _npz(meta="{" + '"threshold": Infinity}'),
-    "thresholds of unknown intents": lambda good: _npz(meta=_meta(thresholds={"z": 0.5})),
-    "another format": lambda good: _npz(meta=_meta(format="something-else/2")),
-    "meta not an object": lambda good: _npz(meta="[1, 2, 3]"),
-    "meta not JSON": lambda good: _npz(meta="{not json"),
-    "meta nested very deep": lambda good: _npz(meta="[" * 100_000 + "]" * 100_000),
-    "NaN vectors": lambda good: _npz(vectors=np.full((3, 3), np.nan, dtype=np.float32)),
+# How a file is damaged -> what the error says about it.
+DAMAGED: dict[str, tuple[Callable[[bytes], bytes], str]] = {
+    "empty": (lambda good: b"", "not an .npz archive"),
+    "not a zip": (lambda good: b"not a classifier at all", "not an .npz archive"),
+    "truncated": (lambda good: good[: len(good) // 2], "BadZipFile"),
+    "a plain .npy of 4 TB": (lambda good: _npy_claiming((2**40,)), "not an .npz archive"),
+    "vectors claiming 4 TB": (
+        lambda good: _npz(raw={"vectors": _npy_claiming((2**30, 1024))}),
+        r"'vectors' announces shape \(1073741824, 1024\) but holds 12 bytes",
+    ),
+    "object vectors": (
+        lambda good: _npz(raw={"vectors": _npy_claiming((3, 3), descr="|O")}),
+        "'vectors' has an unexpected type object",
+    ),
+    "vectors of text": (lambda good: _npz(vectors=np.array([["a"]])), "unexpected type <U1"),
+    "no vectors": (lambda good: _zip_without(good, "vectors.npy"), "it has no 'vectors' array"),
+    "counts short of the rows": (
+        lambda good: _npz(meta=_meta(counts=[1, 1, 0])),
+        "one number of examples",
+    ),
+    "counts beyond the rows": (
+        lambda good: _npz(meta=_meta(counts=[1, 1, 2])),
+        "its counts add up to 4 examples, but it holds 3 vectors",
+    ),
+    "counts of the wrong type": (lambda good: _npz(meta=_meta(counts="111")), "'counts'"),
+    "one count too many": (lambda good: _npz(meta=_meta(counts=[1, 1, 1, 1])), "'counts'"),
+    "another dimension": (lambda good: _npz(meta=_meta(dimension=4)), "'dimension' 4"),
+    "intents not names": (lambda good: _npz(meta=_meta(intents=[1, 2, 3])), "'intents'"),
+    "duplicate intents": (lambda good: _npz(meta=_meta(intents=["a", "a", "b"])), "distinct"),
+    "unknown aggregation": (lambda good: _npz(meta=_meta(aggregation="sum")), "'aggregation'"),
+    "top_k as text": (lambda good: _npz(meta=_meta(top_k="5")), "'top_k'"),
+    "center as a number": (lambda good: _npz(meta=_meta(center=1)), "'center'"),
+    "threshold as text": (lambda good: _npz(meta=_meta(threshold="0.5")), "'threshold'"),
+    "margin infinite": (
+        lambda good: _npz(meta=json.dumps(_meta()).replace('"margin": null', '"margin": Infinity')),
+        "'margin'",
+    ),
+    "thresholds of unknown intents": (
+        lambda good: _npz(meta=_meta(thresholds={"z": 0.5})),
+        "'thresholds'",
+    ),
+    "another format": (lambda good: _npz(meta=_meta(format="something-else/2")), "format"),
+    "meta not an object": (lambda good: _npz(meta="[1, 2, 3]"), "format"),
+    "meta not JSON": (lambda good: _npz(meta="{not json"), "JSONDecodeError"),
+    "meta nested very deep": (lambda good: _npz(meta="[" * 100_000 + "]" * 100_000), "Recursion"),
+    "NaN vectors": (
+        lambda good: _npz(vectors=np.full((3, 3), np.nan, dtype=np.float32)),
+        "NaN or infinite",
+    ),
 }
 
 
@@ -187,9 +210,10 @@ def _zip_without(good: bytes, name: str) -> bytes:
 
 @pytest.mark.parametrize("damage", list(DAMAGED))
 def test_a_damaged_file_is_a_clear_value_error(damage: str, tmp_path: Path) -> None:
+    make, problem = DAMAGED[damage]
     path = tmp_path / "intents.npz"
-    path.write_bytes(DAMAGED[damage](_saved_bytes(tmp_path)))
-    with pytest.raises(ValueError, match=f"intents.npz {INVALID}: "):
+    path.write_bytes(make(_saved_bytes(tmp_path)))
+    with pytest.raises(ValueError, match=f"intents.npz {INVALID}: .*{problem}"):
         IntentClassifier.load(path)
 
 
