@@ -228,7 +228,10 @@ class AsyncPhosphoClient(ClientBase[httpx.AsyncClient]):
                     for size in _pool_sizes(self._core.options.max_concurrency)
                 ]
             )
-            pools.closer = _close_with_loop(pools.pools, partial(self._forget, loop))
+            # Weakly: a cycle through the generator would let the garbage collector finalize
+            # the sockets before the generator could close them.
+            forget = weakref.WeakMethod(self._forget)
+            pools.closer = _close_with_loop(pools.pools, partial(_call_if_alive, forget, loop))
             await anext(pools.closer)
             _close_before_loop_closes(loop, pools.closer)
         with self._loops_lock:
@@ -237,6 +240,15 @@ class AsyncPhosphoClient(ClientBase[httpx.AsyncClient]):
     def _forget(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._loops_lock:
             self._loops.pop(loop, None)
+
+
+def _call_if_alive(
+    method: Callable[[], Callable[[asyncio.AbstractEventLoop], None] | None],
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    bound = method()
+    if bound is not None:
+        bound(loop)
 
 
 async def _close_with_loop(

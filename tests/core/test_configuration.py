@@ -76,7 +76,7 @@ def test_bad_settings_are_refused_at_construction(
 
 def test_async_client_refuses_a_sync_http_client() -> None:
     with pytest.raises(TypeError, match=r"must be an httpx\.AsyncClient"):
-        AsyncPhosphoClient(api_key="k", http_client=httpx.Client())
+        AsyncPhosphoClient(api_key="k", http_client=httpx.Client())  # type: ignore[arg-type]
 
 
 def _recorder(bodies: list[dict[str, Any]]) -> Any:
@@ -89,7 +89,11 @@ def _recorder(bodies: list[dict[str, Any]]) -> Any:
 def test_project_id_is_sent_only_when_set(emulator: Emulator) -> None:
     bodies: list[dict[str, Any]] = []
     with httpx.Client(event_hooks={"request": [_recorder(bodies)]}) as http:
-        common = {"api_key": "k", "base_url": emulator.base_url, "http_client": http}
+        common: dict[str, Any] = {
+            "api_key": "k",
+            "base_url": emulator.base_url,
+            "http_client": http,
+        }
         PhosphoClient(**common).embed("no project")
         PhosphoClient(**common, project_id="proj-42").embed("with project")
     assert bodies == [
