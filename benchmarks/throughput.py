@@ -193,9 +193,11 @@ def _langchain_ours_async(url: str, warmup: list[str], texts: list[str]) -> Time
 
 
 def _llama_ours(url: str, warmup: list[str], texts: list[str]) -> Timed:
+    from pydantic import SecretStr
+
     from llama_index_phospho import PhosphoEmbedding
 
-    model = PhosphoEmbedding(api_key=API_KEY, base_url=url)
+    model = PhosphoEmbedding(api_key=SecretStr(API_KEY), base_url=url)
     try:
         model.get_text_embedding_batch(warmup)
         return _clock(lambda: model.get_text_embedding_batch(texts))
@@ -204,10 +206,12 @@ def _llama_ours(url: str, warmup: list[str], texts: list[str]) -> Timed:
 
 
 def _llama_ours_async(url: str, warmup: list[str], texts: list[str]) -> Timed:
+    from pydantic import SecretStr
+
     from llama_index_phospho import PhosphoEmbedding
 
     async def main() -> Timed:
-        model = PhosphoEmbedding(api_key=API_KEY, base_url=url)
+        model = PhosphoEmbedding(api_key=SecretStr(API_KEY), base_url=url)
         try:
             await model.aget_text_embedding_batch(warmup)
             return await _aclock(lambda: model.aget_text_embedding_batch(texts))

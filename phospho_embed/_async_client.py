@@ -11,7 +11,6 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
 from types import TracebackType
-from typing import Any
 
 import httpx
 
@@ -19,7 +18,6 @@ from phospho_embed import wire
 from phospho_embed._batch import Batch, ProgressCallback, ResultCallback
 from phospho_embed._core import ClientBase
 from phospho_embed._limit import AsyncGate
-from phospho_embed._options import ClientOptions
 from phospho_embed._retry import Sleep
 from phospho_embed.errors import BatchEmbeddingError, PhosphoError
 
@@ -71,14 +69,7 @@ class AsyncPhosphoClient(ClientBase[httpx.AsyncClient]):
 
     _http_type = httpx.AsyncClient
 
-    def __init__(
-        self,
-        options: ClientOptions | None = None,
-        *,
-        http_client: httpx.AsyncClient | None = None,
-        **settings: Any,
-    ) -> None:
-        super().__init__(options, http_client=http_client, **settings)
+    def _prepare(self) -> None:
         # One gate for every loop: the bound is the client's, not a loop's.
         self._gate = AsyncGate(self._core.limit)
         # Keyed weakly: a loop that is gone takes its entry with it.
@@ -86,7 +77,6 @@ class AsyncPhosphoClient(ClientBase[httpx.AsyncClient]):
             weakref.WeakKeyDictionary()
         )
         self._loops_lock = threading.Lock()
-        self._closed = False
 
     # -- public API -----------------------------------------------------------------------
 

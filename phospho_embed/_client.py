@@ -8,7 +8,6 @@ import weakref
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
-from typing import Any
 
 import httpx
 
@@ -16,7 +15,6 @@ from phospho_embed import wire
 from phospho_embed._batch import Batch, ProgressCallback, ResultCallback
 from phospho_embed._core import ClientBase
 from phospho_embed._limit import ThreadGate
-from phospho_embed._options import ClientOptions
 from phospho_embed._retry import Sleep
 from phospho_embed.errors import BatchEmbeddingError, PhosphoError
 
@@ -33,34 +31,19 @@ class PhosphoClient(ClientBase[httpx.Client]):
         vectors = client.embed_many(["where is my parcel?", "refund please"])
     ```
 
-    Args:
-        options: a `ClientOptions`; default: built from ``settings``.
-        http_client: an ``httpx.Client`` to send requests with (proxies, custom TLS, ...);
-            the caller keeps ownership and closes it.
-        **settings: any field of `ClientOptions` (``api_key``, ``base_url``,
-            ``max_concurrency``...), applied on top of ``options``.
-
-    Raises:
-        TypeError / ValueError: an unknown setting, or one of the wrong type or range.
+    Takes ``options`` (a `ClientOptions`), ``http_client`` (an ``httpx.Client``) and
+    ``**settings`` (any field of `ClientOptions`) as described in `ClientBase`.
     """
 
     _http_type = httpx.Client
 
-    def __init__(
-        self,
-        options: ClientOptions | None = None,
-        *,
-        http_client: httpx.Client | None = None,
-        **settings: Any,
-    ) -> None:
-        super().__init__(options, http_client=http_client, **settings)
-        self._http = http_client
+    def _prepare(self) -> None:
+        self._http = self._injected_http
         # One slot per request in flight: bounds embed() from many threads and concurrent
         # embed_many() calls together, under the limit that adapts to 429s.
         self._gate = ThreadGate(self._core.limit)
         self._executor: ThreadPoolExecutor | None = None
         self._setup_lock = threading.Lock()
-        self._closed = False
 
     # -- public API -----------------------------------------------------------------------
 

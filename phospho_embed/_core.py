@@ -142,7 +142,19 @@ class ClientCore:
 
 class ClientBase(Generic[HTTP]):
     """The part of `PhosphoClient` and `AsyncPhosphoClient` that does no I/O: construction
-    from options or keywords, the properties and the ``repr``."""
+    from options or keywords, the properties and the ``repr``.
+
+    Args:
+        options: a `ClientOptions`; default: built from ``settings``.
+        http_client: an ``httpx.Client`` (sync) or ``httpx.AsyncClient`` (async) to send
+            requests with (proxies, custom TLS, ...); the caller keeps ownership and
+            closes it.
+        **settings: any field of `ClientOptions` (``api_key``, ``base_url``,
+            ``max_concurrency``...), applied on top of ``options``.
+
+    Raises:
+        TypeError / ValueError: an unknown setting, or one of the wrong type or range.
+    """
 
     _http_type: type[HTTP]
 
@@ -160,6 +172,12 @@ class ClientBase(Generic[HTTP]):
             )
         self._core = ClientCore(ClientOptions.build(options, settings))
         self._injected_http: HTTP | None = http_client
+        self._closed = False
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """Set up what the subclass's I/O needs (pools are opened later, at first use)."""
+        raise NotImplementedError
 
     @property
     def options(self) -> ClientOptions:

@@ -250,7 +250,7 @@ def _options(
 
         if not isinstance(known, IntentClassifier):
             raise TypeError(f"known must be an IntentClassifier, got {type(known).__name__}")
-        if known.threshold is None and not known.thresholds and known.margin is None:
+        if known.threshold_ is None and not known.thresholds_ and known.margin_ is None:
             raise ValueError(
                 "known has no threshold, so it rejects no message and nothing would be left "
                 "to discover: fit it first (IntentClassifier.fit) or set its threshold"

@@ -77,7 +77,7 @@ def test_classify_saves_this_runs_threshold_and_margin(
     )
     assert result.code == 0, result.err
     loaded = IntentClassifier.load(saved)
-    assert (loaded.threshold, loaded.margin) == (0.25, 0.05)
+    assert (loaded.threshold_, loaded.margin_) == (0.25, 0.05)
 
 
 def test_classify_explains_bad_examples(cli: RunCLI, emulator: Emulator, tmp_path: Path) -> None:
