@@ -33,6 +33,8 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # pytest exits 5 when it collected no test: not a failure of the code under test.
+# Up to 4 workers (pytest-xdist): the tests mostly wait on emulators, not on the CPU.
+PYTEST_ARGS ?= -n auto --maxprocesses 4
 pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS); status=$$?; [ $$status -eq 5 ] && echo "pytest: no tests collected" && exit 0; exit $$status
 

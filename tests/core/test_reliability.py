@@ -76,7 +76,7 @@ def test_limit_never_drops_below_one_and_can_be_switched_off() -> None:
 def test_throttling_lowers_concurrency_instead_of_storming(emulator: Emulator, kind: str) -> None:
     # The API serves 4 requests at once and answers 429 beyond; the client asks for 16.
     emulator.configure(latency=0.02, max_in_flight=4, retry_after=0.01)
-    batch = texts(600)
+    batch = texts(300)
 
     def run(adaptive: bool) -> tuple[float, int]:
         emulator.reset_stats()
@@ -244,7 +244,7 @@ def test_soak_under_mixed_faults_loses_nothing(emulator: Emulator, kind: str) ->
         slow_latency=1.0,
         seed=7,
     )
-    batch = texts(1500, tag=f"soak {kind}")
+    batch = texts(400, tag=f"soak {kind}")
     options = {
         "api_key": "k",
         "base_url": emulator.base_url,
@@ -267,7 +267,7 @@ def test_soak_under_mixed_faults_loses_nothing(emulator: Emulator, kind: str) ->
     assert vectors == [vec(t) for t in batch]
     stats = emulator.stats
     faulted = stats.requests - len(batch)
-    assert faulted > 100
+    assert faulted > 30
     assert usage.requests == len(batch)  # type: ignore[attr-defined]
     # Every faulted request was retried. A few retries more are possible: after a dropped
     # connection, a pooled connection the server closed can fail before the server counts it.
