@@ -15,50 +15,25 @@ re-exported here); the pure protocol rules are in `phospho_embed.wire`; a local 
 of the API is in `phospho_embed.emulator`.
 """
 
+from phospho_embed import errors
 from phospho_embed._async_client import AsyncPhosphoClient
 from phospho_embed._batch import BatchResults, ProgressCallback, ResultCallback
 from phospho_embed._client import PhosphoClient
 from phospho_embed._core import Usage
 from phospho_embed._options import ClientOptions
 from phospho_embed._version import __version__
-from phospho_embed.errors import (
-    APIConnectionError,
-    APIStatusError,
-    APITimeoutError,
-    AuthenticationError,
-    BadRequestError,
-    BatchEmbeddingError,
-    DeadlineExceededError,
-    MissingAPIKeyError,
-    PaymentRequiredError,
-    PhosphoError,
-    RateLimitError,
-    ResponseFormatError,
-    ServerError,
-)
+from phospho_embed.errors import *  # noqa: F403  (every error, listed in errors.__all__)
 from phospho_embed.wire import RetryPolicy
 
 __all__ = [
-    "APIConnectionError",
-    "APIStatusError",
-    "APITimeoutError",
     "AsyncPhosphoClient",
-    "AuthenticationError",
-    "BadRequestError",
-    "BatchEmbeddingError",
     "BatchResults",
     "ClientOptions",
-    "DeadlineExceededError",
-    "MissingAPIKeyError",
-    "PaymentRequiredError",
     "PhosphoClient",
-    "PhosphoError",
     "ProgressCallback",
-    "RateLimitError",
-    "ResponseFormatError",
     "ResultCallback",
     "RetryPolicy",
-    "ServerError",
     "Usage",
     "__version__",
+    *errors.__all__,
 ]

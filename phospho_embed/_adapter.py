@@ -11,7 +11,7 @@ unpickled model builds its own clients; closing one leaves it usable.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import httpx
 
@@ -22,6 +22,8 @@ from phospho_embed._options import ClientOptions
 
 #: What a client was built from: the options and the injected httpx client, if any.
 _Key = tuple[ClientOptions, httpx.Client | httpx.AsyncClient | None]
+_Client = TypeVar("_Client", PhosphoClient, AsyncPhosphoClient)
+_Entry = tuple[_Key, PhosphoClient | AsyncPhosphoClient]
 
 
 class Clients:
@@ -33,8 +35,7 @@ class Clients:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._sync: tuple[_Key, PhosphoClient] | None = None
-        self._async: tuple[_Key, AsyncPhosphoClient] | None = None
+        self._live: dict[type, _Entry] = {}  # by client class
         # Usage of the clients already replaced or closed, so that usage never goes back.
         self._retired = Usage()
 
@@ -49,54 +50,55 @@ class Clients:
 
     def sync(self, options: ClientOptions, http_client: httpx.Client | None) -> PhosphoClient:
         """The sync client for ``options``, rebuilt when they (or ``http_client``) changed."""
-        key = (options, http_client)
-        with self._lock:
-            if self._sync is None or not _same(self._sync[0], key):
-                self._retire(self._sync)
-                self._sync = (key, PhosphoClient(options, http_client=http_client))
-            return self._sync[1]
+        return self._get(PhosphoClient, options, http_client)
 
     def async_(
         self, options: ClientOptions, http_client: httpx.AsyncClient | None
     ) -> AsyncPhosphoClient:
         """The async client for ``options``; it serves every event loop (see
         `AsyncPhosphoClient`)."""
+        return self._get(AsyncPhosphoClient, options, http_client)
+
+    def _get(self, kind: type[_Client], options: ClientOptions, http_client: Any) -> _Client:
         key = (options, http_client)
         with self._lock:
-            if self._async is None or not _same(self._async[0], key):
-                self._retire(self._async)
-                self._async = (key, AsyncPhosphoClient(options, http_client=http_client))
-            return self._async[1]
+            entry = self._live.get(kind)
+            if entry is None or not _same(entry[0], key):
+                self._retire(entry)
+                entry = self._live[kind] = (key, kind(options, http_client=http_client))
+            return cast(_Client, entry[1])
 
     @property
     def usage(self) -> Usage:
         """Requests, retries and tokens of every client this holder has had."""
         with self._lock:
             total = self._retired
-            for entry in (self._sync, self._async):
-                if entry is not None:
-                    total += entry[1].usage
+            for _, client in self._live.values():
+                total += client.usage
             return total
 
     def close(self) -> None:
         """Close the sync client; the next call builds a new one. The async client's pools
         belong to event loops: they close with their loops, or with `aclose`."""
-        with self._lock:
-            sync, self._sync = self._sync, None
-            self._retire(sync)
-        if sync is not None:
-            sync[1].close()
+        sync = self._take(PhosphoClient)
+        if isinstance(sync, PhosphoClient):
+            sync.close()
 
     async def aclose(self) -> None:
         """Close both clients; the next call builds new ones."""
         self.close()
-        with self._lock:
-            aio, self._async = self._async, None
-            self._retire(aio)
-        if aio is not None:
-            await aio[1].aclose()
+        aio = self._take(AsyncPhosphoClient)
+        if isinstance(aio, AsyncPhosphoClient):
+            await aio.aclose()
 
-    def _retire(self, entry: tuple[_Key, PhosphoClient | AsyncPhosphoClient] | None) -> None:
+    def _take(self, kind: type) -> PhosphoClient | AsyncPhosphoClient | None:
+        """Forget the live client of class ``kind`` (its usage is kept) and return it."""
+        with self._lock:
+            entry = self._live.pop(kind, None)
+            self._retire(entry)
+        return None if entry is None else entry[1]
+
+    def _retire(self, entry: _Entry | None) -> None:
         # Not closed here: another thread may still be using it. Its pools close when it
         # is garbage collected (or with its event loop).
         if entry is not None:

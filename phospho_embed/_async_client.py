@@ -6,20 +6,23 @@ import asyncio
 import math
 import threading
 import weakref
-from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
-from types import TracebackType
+from typing import TYPE_CHECKING
 
 import httpx
 
 from phospho_embed import wire
-from phospho_embed._batch import Batch, ProgressCallback, ResultCallback
+from phospho_embed._batch import Batch, BatchOptions
 from phospho_embed._core import ClientBase
 from phospho_embed._limit import AsyncGate
 from phospho_embed._retry import Sleep
-from phospho_embed.errors import BatchEmbeddingError, PhosphoError
+from phospho_embed.errors import PhosphoError
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 #: Connections per ``httpx.AsyncClient``: httpcore 1.0's async pool spends CPU per request in
 #: proportion to its connections, so one pool of 64 reaches ~13% of the throughput its
@@ -91,13 +94,7 @@ class AsyncPhosphoClient(ClientBase[httpx.AsyncClient]):
         return await self._request(await self._pools(), text, None)
 
     async def embed_many(
-        self,
-        texts: Iterable[str],
-        *,
-        progress: ProgressCallback | None = None,
-        on_embedding: ResultCallback | None = None,
-        deadline: float | None = None,
-        resume_from: BatchEmbeddingError | Sequence[list[float] | None] | None = None,
+        self, texts: Iterable[str], **options: Unpack[BatchOptions]
     ) -> list[list[float]]:
         """Embed many texts concurrently; the vectors come back in input order.
 
@@ -107,7 +104,7 @@ class AsyncPhosphoClient(ClientBase[httpx.AsyncClient]):
         stopping the call, ``deadline`` and ``resume_from``, and `BatchEmbeddingError`
         keeping every vector that arrived. Cancelling the call cancels its requests.
         """
-        batch = Batch(texts, progress, on_embedding, deadline=deadline, resume_from=resume_from)
+        batch = Batch(texts, **options)
         if batch.distinct:
             self._core.headers()  # a missing key fails here, before any request
             pools = await self._pools()
@@ -146,12 +143,7 @@ class AsyncPhosphoClient(ClientBase[httpx.AsyncClient]):
     async def __aenter__(self) -> AsyncPhosphoClient:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     # -- I/O ------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from typing import TypedDict
 
 from phospho_embed import wire
 from phospho_embed.errors import BatchEmbeddingError, DeadlineExceededError, PhosphoError
@@ -21,6 +22,16 @@ ProgressCallback = Callable[[int], None]
 ResultCallback = Callable[[int, list[float]], None]
 
 Vector = list[float]
+
+
+class BatchOptions(TypedDict, total=False):
+    """The keywords of ``embed_many`` besides its texts, the same for both clients (see
+    `PhosphoClient.embed_many`)."""
+
+    progress: ProgressCallback | None
+    on_embedding: ResultCallback | None
+    deadline: float | None
+    resume_from: BatchEmbeddingError | Sequence[Vector | None] | None
 
 
 class BatchResults:
@@ -124,9 +135,9 @@ class Batch:
     def __init__(
         self,
         texts: Iterable[object],
+        *,
         progress: ProgressCallback | None = None,
         on_embedding: ResultCallback | None = None,
-        *,
         deadline: float | None = None,
         resume_from: BatchEmbeddingError | Sequence[Vector | None] | None = None,
     ) -> None:

@@ -5,18 +5,21 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from types import TracebackType
+from typing import TYPE_CHECKING
 
 import httpx
 
 from phospho_embed import wire
-from phospho_embed._batch import Batch, ProgressCallback, ResultCallback
+from phospho_embed._batch import Batch, BatchOptions
 from phospho_embed._core import ClientBase
 from phospho_embed._limit import ThreadGate
 from phospho_embed._retry import Sleep
-from phospho_embed.errors import BatchEmbeddingError, PhosphoError
+from phospho_embed.errors import PhosphoError
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 class PhosphoClient(ClientBase[httpx.Client]):
@@ -58,13 +61,7 @@ class PhosphoClient(ClientBase[httpx.Client]):
         return self._request(text, None)
 
     def embed_many(
-        self,
-        texts: Iterable[str],
-        *,
-        progress: ProgressCallback | None = None,
-        on_embedding: ResultCallback | None = None,
-        deadline: float | None = None,
-        resume_from: BatchEmbeddingError | Sequence[list[float] | None] | None = None,
+        self, texts: Iterable[str], **options: Unpack[BatchOptions]
     ) -> list[list[float]]:
         """Embed many texts concurrently; the vectors come back in input order.
 
@@ -74,16 +71,21 @@ class PhosphoClient(ClientBase[httpx.Client]):
 
         Args:
             texts: the texts (any iterable of strings, not a single string).
-            progress: called with the number of input texts each finished request covers.
-            on_embedding: called with ``(index, vector)`` for each input as soon as its
-                vector arrives, e.g. to write results out before the call ends.
-                Callbacks run in the worker threads, one at a time.
-            deadline: a time budget in seconds for the whole call, waiting for a free slot
-                included: past it no request starts, requests in flight are cut short, and
-                the texts left get `DeadlineExceededError` in the `BatchEmbeddingError`.
-            resume_from: the `BatchEmbeddingError` (or its ``embeddings``) of an earlier
-                call on the same texts: only the texts it has no vector for are sent, so
-                ``client.embed_many(texts, resume_from=error)`` retries just the failures.
+            **options: any of these keywords (`BatchOptions`):
+
+                - ``progress``: called with the number of input texts each finished
+                  request covers.
+                - ``on_embedding``: called with ``(index, vector)`` for each input as soon
+                  as its vector arrives, e.g. to write results out before the call ends.
+                  Callbacks run in the worker threads, one at a time.
+                - ``deadline``: a time budget in seconds for the whole call, waiting for a
+                  free slot included: past it no request starts, requests in flight are
+                  cut short, and the texts left get `DeadlineExceededError` in the
+                  `BatchEmbeddingError`.
+                - ``resume_from``: the `BatchEmbeddingError` (or its ``embeddings``) of an
+                  earlier call on the same texts: only the texts it has no vector for are
+                  sent, so ``client.embed_many(texts, resume_from=error)`` retries just the
+                  failures.
 
         Raises:
             TypeError / ValueError: a bad input, naming its index; nothing is sent.
@@ -92,7 +94,7 @@ class PhosphoClient(ClientBase[httpx.Client]):
                 401/402/403 that stopped the call, if one did.
             PhosphoError: the 401/402/403 error when it stopped the call before any vector.
         """
-        batch = Batch(texts, progress, on_embedding, deadline=deadline, resume_from=resume_from)
+        batch = Batch(texts, **options)
         if batch.distinct:
             self._core.headers()  # a missing key fails here, before any thread starts
             executor = self._pool()
@@ -118,12 +120,7 @@ class PhosphoClient(ClientBase[httpx.Client]):
     def __enter__(self) -> PhosphoClient:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     # -- I/O ------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """The ``phospho-embed`` command line.
 
-Each subcommand is a module of this package with a ``register(subparsers)`` function that
-adds its parser and sets ``func``, the handler that runs it and returns the exit status. To
-add a subcommand, write such a module and list it in `COMMANDS`.
+Each subcommand is a module of this package: its ``HELP`` and ``DESCRIPTION``, a
+``configure(parser)`` that adds its options and a ``run(args)`` that runs it and returns the
+exit status. To add a subcommand, write such a module and list it in `COMMANDS`.
 
 Exit statuses: 0 done, 1 some records failed, 2 bad usage or input (nothing sent),
 3 stopped part-way (the API refused the key or account, or OUTPUT could not be written),
@@ -30,7 +30,9 @@ from phospho_embed.errors import BatchEmbeddingError, PhosphoError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-#: The subcommands, in the order ``--help`` lists them.
+#: The subcommands, in the order ``--help`` lists them. Each module has ``HELP``,
+#: ``DESCRIPTION`` (and ``EPILOG`` when its help shows examples, kept as written),
+#: ``configure(parser)`` adding its options and ``run(args)`` returning the exit status.
 COMMANDS: list[ModuleType] = [embed, classify, discover, serve, demo]
 
 
@@ -53,7 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers.required = True
     for module in COMMANDS:
-        module.register(subparsers)
+        command = subparsers.add_parser(
+            module.__name__.rpartition(".")[2],
+            help=module.HELP,
+            description=module.DESCRIPTION,
+            epilog=getattr(module, "EPILOG", None),
+            formatter_class=argparse.RawDescriptionHelpFormatter
+            if hasattr(module, "EPILOG")
+            else argparse.HelpFormatter,
+        )
+        module.configure(command)
+        command.set_defaults(func=module.run, command_parser=command)
     return parser
 
 

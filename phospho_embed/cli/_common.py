@@ -11,7 +11,7 @@ import dataclasses
 import math
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any
 
 from phospho_embed import PhosphoClient
 from phospho_embed._options import API_KEY_ENV, ClientOptions
@@ -77,11 +77,6 @@ class CommandParser(argparse.ArgumentParser):
         """Add the deferred arguments, then format the usage line as usual."""
         self._load_deferred()
         return super().format_usage()
-
-
-if TYPE_CHECKING:
-    #: What ``register(subparsers)`` receives: ``add_parser`` makes `CommandParser` objects.
-    Subparsers: TypeAlias = argparse._SubParsersAction[CommandParser]
 
 
 def positive_int(value: str) -> int:
@@ -185,3 +180,19 @@ def build_client(args: argparse.Namespace) -> PhosphoClient:
         CLIError: a setting the client rejects (e.g. a base URL without http://).
     """
     return PhosphoClient(client_options(args))
+
+
+# What this distribution ships: a module of these missing is a bug, not a missing extra.
+_OWN_PACKAGES = ("phospho_embed", "phospho_embed_demo", "langchain_phospho", "llama_index_phospho")
+
+
+def missing_extra(error: ImportError, extra: str) -> str:
+    """The one line telling the user to install ``extra``, when ``error`` says a module of
+    that extra is not installed; otherwise ``error`` is re-raised, traceback and all."""
+    # The emulator raises its own ImportError, naming its extra, from the one that failed.
+    reason = error.__cause__ or error
+    if not isinstance(reason, ModuleNotFoundError) or (
+        reason.name is None or reason.name.partition(".")[0] in _OWN_PACKAGES
+    ):
+        raise error
+    return f'the {extra} extra is missing: pip install "phospho-embed[{extra}]" ({reason})'

@@ -21,7 +21,6 @@ import json
 import os
 import threading
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import BinaryIO
 
 from phospho_embed.cli._common import CLIError
@@ -249,12 +248,7 @@ class OutputWriter:
     def __enter__(self) -> OutputWriter:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def _append(self, data: bytes) -> None:

@@ -11,25 +11,28 @@ from typing import TYPE_CHECKING, Any
 from phospho_embed.cli._common import (
     EXIT_OK,
     CLIError,
+    CommandParser,
     add_client_arguments,
     build_client,
     require_api_key,
 )
 
 if TYPE_CHECKING:
-    from phospho_embed.cli._common import Subparsers
     from phospho_embed.intents import IntentClassifier
 
 
-def register(subparsers: Subparsers) -> None:
-    """Add the ``classify`` subcommand."""
-    parser = subparsers.add_parser(
-        "classify",
-        help="classify texts into intents, or out of topic",
-        description="Classify each TEXT into one of the intents of --examples, or out of "
-        "topic when its best intent scores under the threshold. Output: one line per text, "
-        "'intent<TAB>score<TAB>text' ('-' as the intent when out of topic), or JSON lines.",
-    )
+HELP = "classify texts into intents, or out of topic"
+"""The command's line in ``phospho-embed --help``."""
+DESCRIPTION = (
+    "Classify each TEXT into one of the intents of --examples, or out of "
+    "topic when its best intent scores under the threshold. Output: one line per text, "
+    "'intent<TAB>score<TAB>text' ('-' as the intent when out of topic), or JSON lines."
+)
+"""What ``phospho-embed classify --help`` says first."""
+
+
+def configure(parser: CommandParser) -> None:
+    """Add the options of ``classify``."""
     parser.add_argument(
         "texts",
         nargs="+",
@@ -58,7 +61,6 @@ def register(subparsers: Subparsers) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print JSON lines with every score")
     add_client_arguments(parser)
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,26 +9,30 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from phospho_embed.cli._common import EXIT_USAGE, CLIError, add_client_arguments, client_settings
-from phospho_embed.cli.serve import missing_extra
+from phospho_embed.cli._common import (
+    EXIT_USAGE,
+    CLIError,
+    CommandParser,
+    add_client_arguments,
+    client_settings,
+    missing_extra,
+)
 
-if TYPE_CHECKING:
-    from phospho_embed.cli._common import Subparsers
+HELP = "classify, route and discover customer-support intents, and compare speeds"
+"""The command's line in ``phospho-embed --help``."""
+DESCRIPTION = (
+    "Classify messages by intent (rejecting out-of-topic ones), route them "
+    "with LangChain and LlamaIndex, discover the intents in unlabelled messages (and "
+    "those the classifier does not cover yet, with an HTML report), and compare batch "
+    "embedding with a one-by-one loop. Without an API key it starts a local emulator "
+    "with LLM-like latency."
+)
+"""What ``phospho-embed demo --help`` says first."""
 
 
-def register(subparsers: Subparsers) -> None:
-    """Add the ``demo`` subcommand."""
-    parser = subparsers.add_parser(
-        "demo",
-        help="classify, route and discover customer-support intents, and compare speeds",
-        description="Classify messages by intent (rejecting out-of-topic ones), route them "
-        "with LangChain and LlamaIndex, discover the intents in unlabelled messages (and "
-        "those the classifier does not cover yet, with an HTML report), and compare batch "
-        "embedding with a one-by-one loop. Without an API key it starts a local emulator "
-        "with LLM-like latency.",
-    )
+def configure(parser: CommandParser) -> None:
+    """Add the options of ``demo``."""
     parser.add_argument(
         "--latency",
         type=float,
@@ -46,7 +50,6 @@ def register(subparsers: Subparsers) -> None:
         "phospho-embed-demo-* folder in the temporary directory)",
     )
     add_client_arguments(parser)
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ from phospho_embed.cli._common import (
     EXIT_OK,
     EXIT_STOPPED,
     CLIError,
+    CommandParser,
     add_client_arguments,
     build_client,
     positive_float,
@@ -34,7 +35,6 @@ from phospho_embed.cli._progress import Progress
 from phospho_embed.cli._records import add_input_arguments, input_file
 
 if TYPE_CHECKING:
-    from phospho_embed.cli._common import Subparsers
     from phospho_embed.discovery import DiscoveryResult
 
 #: Problems printed one per line; beyond this they are only counted.
@@ -42,7 +42,7 @@ LISTED_PROBLEMS = 20
 #: The field of ``embed``'s output that holds the vector.
 EMBEDDING_FIELD = "embedding"
 
-_DESCRIPTION = """\
+DESCRIPTION = """\
 Find the intents in the messages of INPUT: embed them (or read the vectors 'embed' wrote),
 cluster them, name each intent from its keywords, and write one JSON line per message:
   {"index": 3, "text": "...", "intent_id": 5, "intent": "cancel, order"}
@@ -56,22 +56,19 @@ INPUT formats (from the extension, or --format):
   .csv     a header row, then rows, --column      index = data row number - 1
 """
 
-_EPILOG = """\
+EPILOG = """\
 exit status: 0 done; 1 done, but some records could not be used (listed; they are not in
 OUTPUT); 2 bad usage or input, no API key, or the analytics extra missing (nothing sent);
 3 stopped by the API (401/402/403) or an unwritable OUTPUT; 130 interrupted.
 """
 
 
-def register(subparsers: Subparsers) -> None:
-    """Add the ``discover`` subcommand."""
-    parser = subparsers.add_parser(
-        "discover",
-        help="find the intents in a file of messages (clusters, names, report)",
-        description=_DESCRIPTION,
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+HELP = "find the intents in a file of messages (clusters, names, report)"
+"""The command's line in ``phospho-embed --help``."""
+
+
+def configure(parser: CommandParser) -> None:
+    """Add the options of ``discover``."""
     parser.add_argument(
         "input", metavar="INPUT", help="the messages: .txt, .jsonl, .csv, or embed's OUTPUT"
     )
@@ -110,7 +107,6 @@ def register(subparsers: Subparsers) -> None:
         "--no-progress", action="store_true", help="do not draw a progress bar on stderr"
     )
     add_client_arguments(parser)
-    parser.set_defaults(func=run)
 
 
 @dataclass

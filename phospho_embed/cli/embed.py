@@ -18,7 +18,6 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import TYPE_CHECKING
 
 from phospho_embed import BatchEmbeddingError, PhosphoClient, PhosphoError
 from phospho_embed.cli._common import (
@@ -27,6 +26,7 @@ from phospho_embed.cli._common import (
     EXIT_OK,
     EXIT_STOPPED,
     CLIError,
+    CommandParser,
     add_client_arguments,
     build_client,
     positive_int,
@@ -44,9 +44,6 @@ from phospho_embed.cli._output import (
 from phospho_embed.cli._progress import Progress
 from phospho_embed.cli._records import InputFile, add_input_arguments, input_file
 
-if TYPE_CHECKING:
-    from phospho_embed.cli._common import Subparsers
-
 #: Texts per ``embed_many`` call, per unit of concurrency: large enough that the tail of a
 #: chunk (fewer requests in flight while its last texts finish) costs little, small enough
 #: that the vectors the core keeps for a chunk's result stay in the tens of megabytes.
@@ -57,7 +54,7 @@ LISTED_FAILURES = 20
 SUMMARIZED_FAILURES = 3
 _MAX_REASON = 160
 
-_DESCRIPTION = """\
+DESCRIPTION = """\
 Embed every text of INPUT and append one JSON line per vector to OUTPUT:
   {"index": 3, "text": "...", "embedding": [0.01, ...]}
 Lines are written in the order the vectors arrive (not input order), each flushed at once.
@@ -75,7 +72,7 @@ is requested twice, and a torn last line left by a crash is cut off. OUTPUT writ
 another INPUT (an index whose text differs) is refused before anything is sent.
 """
 
-_EPILOG = """\
+EPILOG = """\
 exit status: 0 all done; 1 some records failed (listed; run again to retry them);
 2 bad usage, unreadable file, OUTPUT not matching INPUT, or no API key (nothing sent);
 3 stopped by the API (401/402/403) or an unwritable OUTPUT (what was written stays);
@@ -83,15 +80,12 @@ exit status: 0 all done; 1 some records failed (listed; run again to retry them)
 """
 
 
-def register(subparsers: Subparsers) -> None:
-    """Add the ``embed`` subcommand."""
-    parser = subparsers.add_parser(
-        "embed",
-        help="embed every text of a .txt/.jsonl/.csv file into a JSONL file (resumable)",
-        description=_DESCRIPTION,
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+HELP = "embed every text of a .txt/.jsonl/.csv file into a JSONL file (resumable)"
+"""The command's line in ``phospho-embed --help``."""
+
+
+def configure(parser: CommandParser) -> None:
+    """Add the options of ``embed``."""
     parser.add_argument("input", metavar="INPUT", help="the texts: a .txt, .jsonl or .csv file")
     parser.add_argument(
         "-o",
@@ -116,7 +110,6 @@ def register(subparsers: Subparsers) -> None:
         help="check INPUT and OUTPUT and say what would be embedded; send and change nothing",
     )
     add_client_arguments(parser)
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,7 +8,6 @@ import sys
 import threading
 import time
 from dataclasses import replace
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 import uvicorn
@@ -190,12 +189,7 @@ class Emulator:
             self.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
 
