@@ -27,7 +27,7 @@ Needs numpy (``pip install "phospho-embed[intents]"``, or the ``analytics`` extr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, cast
 
 from phospho_embed._async_client import AsyncPhosphoClient
@@ -87,6 +87,12 @@ Encoder: TypeAlias = PhosphoClient | AsyncPhosphoClient | LangChainEmbeddings | 
 """Anything `encode` accepts: a core client (sync or async), a LangChain ``Embeddings`` or a
 LlamaIndex ``BaseEmbedding``."""
 
+_Rows: TypeAlias = Sequence[Sequence[float]]
+#: An encoder's batch method for synchronous code, and the one for async code.
+_Methods: TypeAlias = tuple[
+    Callable[[list[str]], _Rows], Callable[[list[str]], Coroutine[Any, Any, _Rows]]
+]
+
 _ACCEPTED = (
     "a PhosphoClient or AsyncPhosphoClient, a LangChain Embeddings (embed_documents), "
     "or a LlamaIndex BaseEmbedding (get_text_embedding_batch)"
@@ -127,28 +133,10 @@ def encode(encoder: Encoder, texts: Sequence[str]) -> NDArray[np.float32]:
             `as_matrix`).
         PhosphoError: what the client raised (e.g. ``BatchEmbeddingError``).
     """
-    items, kind = _prepare(encoder, texts)
+    items, (embed, _) = _prepare(encoder, texts)
     if not items:
         return np.zeros((0, 0), dtype=np.float32)
-    rows: Sequence[Sequence[float]]
-    if isinstance(encoder, PhosphoClient):
-        rows = encoder.embed_many(items)
-    elif isinstance(encoder, AsyncPhosphoClient):
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            rows = asyncio.run(encoder.embed_many(items))
-        else:
-            raise RuntimeError(
-                "an AsyncPhosphoClient cannot be used from synchronous code while an event "
-                "loop is running in this thread: await the async twin instead (aclassify_many, "
-                "afit, adiscover_intents, aencode, ...), or pass a PhosphoClient"
-            )
-    elif kind == "llama-index":
-        rows = cast(LlamaIndexEmbedding, encoder).get_text_embedding_batch(items)
-    else:
-        rows = cast(LangChainEmbeddings, encoder).embed_documents(items)
-    return as_matrix(rows, expected=len(items), what="the encoder's vectors")
+    return as_matrix(embed(items), expected=len(items), what="the encoder's vectors")
 
 
 async def aencode(encoder: Encoder, texts: Sequence[str]) -> NDArray[np.float32]:
@@ -161,27 +149,10 @@ async def aencode(encoder: Encoder, texts: Sequence[str]) -> NDArray[np.float32]
         ValueError: the encoder returned vectors that do not form a finite matrix.
         PhosphoError: what the client raised (e.g. ``BatchEmbeddingError``).
     """
-    items, kind = _prepare(encoder, texts)
+    items, (_, aembed) = _prepare(encoder, texts)
     if not items:
         return np.zeros((0, 0), dtype=np.float32)
-    rows: Sequence[Sequence[float]]
-    if isinstance(encoder, PhosphoClient):
-        rows = await asyncio.to_thread(encoder.embed_many, items)
-    elif isinstance(encoder, AsyncPhosphoClient):
-        rows = await encoder.embed_many(items)
-    elif kind == "llama-index":
-        llama = cast(LlamaIndexEmbedding, encoder)
-        if callable(getattr(llama, "aget_text_embedding_batch", None)):
-            rows = await llama.aget_text_embedding_batch(items)
-        else:
-            rows = await asyncio.to_thread(llama.get_text_embedding_batch, items)
-    else:
-        langchain = cast(LangChainEmbeddings, encoder)
-        if callable(getattr(langchain, "aembed_documents", None)):
-            rows = await langchain.aembed_documents(items)
-        else:
-            rows = await asyncio.to_thread(langchain.embed_documents, items)
-    return as_matrix(rows, expected=len(items), what="the encoder's vectors")
+    return as_matrix(await aembed(items), expected=len(items), what="the encoder's vectors")
 
 
 def encode_each(
@@ -307,12 +278,55 @@ def _row_length(row: Any, name: str) -> int:
     return len(row)
 
 
-def _prepare(encoder: object, texts: Sequence[str]) -> tuple[list[str], str]:
-    """The texts as a list and the encoder's kind, both checked (what `encode` and `aencode`
-    do before any I/O)."""
+def _prepare(encoder: object, texts: Sequence[str]) -> tuple[list[str], _Methods]:
+    """The texts as a list and the encoder's batch methods, both checked (what `encode` and
+    `aencode` do before any I/O)."""
     if isinstance(texts, str):
         raise TypeError("texts must be a list of strings, not one string")
-    return list(texts), encoder_kind(encoder)
+    return list(texts), _methods(encoder)
+
+
+def _methods(encoder: object) -> _Methods:
+    """``encoder``'s batch method for synchronous code and for async code. A method it lacks
+    is made from the other: a sync one runs in a worker thread, so the event loop is never
+    blocked; an `AsyncPhosphoClient` runs in a loop of its own (``asyncio.run``).
+
+    Raises:
+        TypeError: ``encoder`` is not an accepted encoder.
+    """
+    kind = encoder_kind(encoder)
+    if isinstance(encoder, AsyncPhosphoClient):
+        native = encoder.embed_many
+
+        def in_own_loop(items: list[str]) -> _Rows:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return asyncio.run(native(items))
+            raise RuntimeError(
+                "an AsyncPhosphoClient cannot be used from synchronous code while an event "
+                "loop is running in this thread: await the async twin instead (aclassify_many, "
+                "afit, adiscover_intents, aencode, ...), or pass a PhosphoClient"
+            )
+
+        return in_own_loop, native
+    embed: Callable[[list[str]], _Rows]
+    asynchronous: Any = None  # the framework's async method, if it has one
+    if isinstance(encoder, PhosphoClient):
+        embed = encoder.embed_many
+    elif kind == "llama-index":
+        embed = cast(LlamaIndexEmbedding, encoder).get_text_embedding_batch
+        asynchronous = getattr(encoder, "aget_text_embedding_batch", None)
+    else:
+        embed = cast(LangChainEmbeddings, encoder).embed_documents
+        asynchronous = getattr(encoder, "aembed_documents", None)
+    if callable(asynchronous):
+        return embed, asynchronous
+
+    async def in_thread(items: list[str]) -> _Rows:
+        return await asyncio.to_thread(embed, items)
+
+    return embed, in_thread
 
 
 def _outcomes(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -43,10 +44,34 @@ _SUSPICIOUS_REJECTIONS = 20
 #: Names asked of a namer at the same time, by default.
 DEFAULT_NAMER_CONCURRENCY = 8
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _arguments_of(
+    sync: Callable[_P, _R],
+) -> Callable[[Callable[..., Coroutine[Any, Any, _R]]], Callable[_P, Coroutine[Any, Any, _R]]]:
+    """Declares that the decorated async twin, which binds its arguments to the parameters
+    of ``sync``, takes exactly those: for type checkers, and for `inspect.signature` (so
+    ``help()`` lists them)."""
+
+    def decorate(
+        twin: Callable[..., Coroutine[Any, Any, _R]],
+    ) -> Callable[_P, Coroutine[Any, Any, _R]]:
+        twin.__signature__ = inspect.signature(sync)  # type: ignore[attr-defined]
+        return twin
+
+    return decorate
+
 
 @dataclass(frozen=True)
 class _Options:
-    """The checked settings of one discovery."""
+    """The settings of one discovery, checked when made.
+
+    Raises:
+        TypeError / ValueError: a setting out of range, ``known`` or ``namer`` unusable (see
+            `discover_intents`).
+    """
 
     n_intents: int | None
     min_size: int | None
@@ -59,6 +84,72 @@ class _Options:
     stop_words: str | Sequence[str] | None
     sample_size: int
     random_state: int
+
+    def __post_init__(self) -> None:
+        for name, least in (
+            ("n_intents", 1),
+            ("min_size", 1),
+            ("max_concurrency", 1),
+            ("n_keywords", 0),
+            ("n_examples", 0),
+            ("sample_size", 10),
+            ("random_state", 0),
+        ):
+            value = getattr(self, name)
+            if value is None and name in ("n_intents", "min_size"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
+        threshold = self.outlier_threshold
+        if threshold is not None and not (
+            isinstance(threshold, (int, float))
+            and not isinstance(threshold, bool)
+            and math.isfinite(threshold)
+            and threshold > 0
+        ):
+            raise ValueError(
+                f"outlier_threshold must be a positive number or None, got {threshold!r}"
+            )
+        if self.known is not None:
+            _check_known(self.known)
+        namer = self.namer
+        if namer is not None and not (callable(getattr(namer, "invoke", None)) or callable(namer)):
+            raise TypeError(
+                "namer must be a LangChain chat model (with .invoke) or a function from a list of "
+                f"example texts to a name; got {type(namer).__name__}"
+            )
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One discovery, every input checked before anything is embedded (and paid for): what
+    is left is to embed the texts, unless ``vectors`` were given, and `_discover`."""
+
+    texts: list[str]
+    vectors: NDArray[np.float32] | None
+    encoder: Encoder | None
+    times: NDArray[np.datetime64] | None
+    options: _Options
+
+    @classmethod
+    def check(
+        cls,
+        texts: Sequence[str],
+        vectors: Any,
+        encoder: Encoder | None,
+        timestamps: Sequence[Any] | None,
+        **settings: Any,
+    ) -> _Job:
+        """The arguments of `discover_intents`, checked; ``settings`` are `_Options`'."""
+        options = _Options(**settings)
+        items, times = _check_inputs(texts, vectors, encoder, timestamps)
+        matrix = None if vectors is None else as_matrix(vectors, expected=len(items))
+        return cls(items, matrix, encoder, times, options)
+
+    def embedder(self) -> Encoder:
+        """The encoder of the texts, when no vectors were given."""
+        assert self.encoder is not None  # _check_inputs refused neither vectors nor encoder
+        return self.encoder
 
 
 def discover_intents(
@@ -142,137 +233,37 @@ def discover_intents(
         PhosphoError: the encoder failed (e.g. ``BatchEmbeddingError`` keeps the vectors
             that arrived).
     """
-    options = _options(
-        n_intents,
-        min_size,
-        outlier_threshold,
-        known,
-        namer,
-        max_concurrency,
-        n_keywords,
-        n_examples,
-        stop_words,
-        sample_size,
-        random_state,
-    )
-    items, times = _check_inputs(texts, vectors, encoder, timestamps)
-    if vectors is None:
-        assert encoder is not None  # _check_inputs refused neither
-        matrix = encode(encoder, items)
-    else:
-        matrix = as_matrix(vectors, expected=len(items))
-    return _discover(items, matrix, times, encoder, options)
+    job = _Job.check(**locals())  # every argument by name: nothing else is defined yet
+    matrix = job.vectors if job.vectors is not None else encode(job.embedder(), job.texts)
+    return _discover(job, matrix)
 
 
-async def adiscover_intents(
-    texts: Sequence[str],
-    *,
-    vectors: Any = None,
-    encoder: Encoder | None = None,
-    n_intents: int | None = None,
-    min_size: int | None = None,
-    outlier_threshold: float | None = DEFAULT_OUTLIER_THRESHOLD,
-    known: IntentClassifier | None = None,
-    timestamps: Sequence[Any] | None = None,
-    namer: Namer | None = None,
-    max_concurrency: int = DEFAULT_NAMER_CONCURRENCY,
-    n_keywords: int = 10,
-    n_examples: int = 5,
-    stop_words: str | Sequence[str] | None = "english",
-    sample_size: int = DEFAULT_SAMPLE_SIZE,
-    random_state: int = 0,
-) -> DiscoveryResult:
-    """Async `discover_intents`, with the same arguments and result.
+@_arguments_of(discover_intents)
+async def adiscover_intents(texts: Sequence[str], **arguments: Any) -> DiscoveryResult:
+    """Async `discover_intents`: the same arguments and result.
 
-    Texts are embedded with the encoder's async methods (an `AsyncPhosphoClient`,
+    Every argument is checked before anything is embedded, as by `discover_intents`. Texts
+    are embedded with the encoder's async methods (an `AsyncPhosphoClient`,
     ``aembed_documents``, ``aget_text_embedding_batch``); the clustering and naming run in a
     worker thread, so the event loop is not blocked.
     """
-    options = _options(
-        n_intents,
-        min_size,
-        outlier_threshold,
-        known,
-        namer,
-        max_concurrency,
-        n_keywords,
-        n_examples,
-        stop_words,
-        sample_size,
-        random_state,
-    )
-    items, times = _check_inputs(texts, vectors, encoder, timestamps)
-    if vectors is None:
-        assert encoder is not None
-        matrix = await aencode(encoder, items)
-    else:
-        matrix = as_matrix(vectors, expected=len(items))
-    return await asyncio.to_thread(_discover, items, matrix, times, encoder, options)
+    call = inspect.signature(discover_intents).bind(texts, **arguments)
+    call.apply_defaults()
+    job = _Job.check(**call.arguments)
+    matrix = job.vectors if job.vectors is not None else await aencode(job.embedder(), job.texts)
+    return await asyncio.to_thread(_discover, job, matrix)
 
 
-def _options(
-    n_intents: int | None,
-    min_size: int | None,
-    outlier_threshold: float | None,
-    known: IntentClassifier | None,
-    namer: Namer | None,
-    max_concurrency: int,
-    n_keywords: int,
-    n_examples: int,
-    stop_words: str | Sequence[str] | None,
-    sample_size: int,
-    random_state: int,
-) -> _Options:
-    for name, value, least in (
-        ("n_intents", n_intents, 1),
-        ("min_size", min_size, 1),
-        ("max_concurrency", max_concurrency, 1),
-        ("n_keywords", n_keywords, 0),
-        ("n_examples", n_examples, 0),
-        ("sample_size", sample_size, 10),
-        ("random_state", random_state, 0),
-    ):
-        if value is None and name in ("n_intents", "min_size"):
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
-    if outlier_threshold is not None and not (
-        isinstance(outlier_threshold, (int, float))
-        and not isinstance(outlier_threshold, bool)
-        and math.isfinite(outlier_threshold)
-        and outlier_threshold > 0
-    ):
+def _check_known(known: IntentClassifier) -> None:
+    from phospho_embed.intents import IntentClassifier
+
+    if not isinstance(known, IntentClassifier):
+        raise TypeError(f"known must be an IntentClassifier, got {type(known).__name__}")
+    if known.threshold_ is None and not known.thresholds_ and known.margin_ is None:
         raise ValueError(
-            f"outlier_threshold must be a positive number or None, got {outlier_threshold!r}"
+            "known has no threshold, so it rejects no message and nothing would be left "
+            "to discover: fit it first (IntentClassifier.fit) or set its threshold"
         )
-    if known is not None:
-        from phospho_embed.intents import IntentClassifier
-
-        if not isinstance(known, IntentClassifier):
-            raise TypeError(f"known must be an IntentClassifier, got {type(known).__name__}")
-        if known.threshold_ is None and not known.thresholds_ and known.margin_ is None:
-            raise ValueError(
-                "known has no threshold, so it rejects no message and nothing would be left "
-                "to discover: fit it first (IntentClassifier.fit) or set its threshold"
-            )
-    if namer is not None and not callable(getattr(namer, "invoke", None)) and not callable(namer):
-        raise TypeError(
-            "namer must be a LangChain chat model (with .invoke) or a function from a list of "
-            f"example texts to a name; got {type(namer).__name__}"
-        )
-    return _Options(
-        n_intents=n_intents,
-        min_size=min_size,
-        outlier_threshold=None if outlier_threshold is None else float(outlier_threshold),
-        known=known,
-        namer=namer,
-        max_concurrency=max_concurrency,
-        n_keywords=n_keywords,
-        n_examples=n_examples,
-        stop_words=stop_words,
-        sample_size=sample_size,
-        random_state=random_state,
-    )
 
 
 def _check_inputs(
@@ -299,14 +290,10 @@ def _check_inputs(
     return items, times
 
 
-def _discover(
-    texts: list[str],
-    matrix: NDArray[np.float32],
-    times: NDArray[np.datetime64] | None,
-    encoder: Encoder | None,
-    options: _Options,
-) -> DiscoveryResult:
-    n = len(texts)
+def _discover(job: _Job, matrix: NDArray[np.float32]) -> DiscoveryResult:
+    """Cluster and describe the checked, embedded messages (CPU only: no I/O)."""
+    options = job.options
+    n = len(job.texts)
     zero = ~matrix.any(axis=1)
     if zero.any():
         raise ValueError(
@@ -362,9 +349,9 @@ def _discover(
     labels, similarity = assign(unit, model.centres, model.cutoffs)
     if known_labels is not None:
         labels[[label is not None for label in known_labels]] = -1
-    intents, errors = _describe(texts, labels, similarity, len(model.centres), options)
+    intents, errors = _describe(job.texts, labels, similarity, len(model.centres), options)
     return DiscoveryResult(
-        texts=texts,
+        texts=job.texts,
         vectors=matrix,
         unit=unit,
         labels=labels,
@@ -377,9 +364,9 @@ def _discover(
         model=model,
         known=known,
         known_labels=known_labels,
-        timestamps=times,
+        timestamps=job.times,
         naming_errors=errors,
-        encoder=encoder,
+        encoder=job.encoder,
         random_state=options.random_state,
         sample_size=options.sample_size,
     )

@@ -175,7 +175,7 @@ def test_to_classifier_classifies_into_the_discovered_intents() -> None:
     vectors, labels = sphere_clusters(3, 20, dim=24, noise=0.2, seed=26)
     found = discover_intents(words_for(labels), vectors=vectors)
     classifier = found.to_classifier(examples_per_intent=5)
-    assert classifier.intents == [intent.name for intent in found.intents]
+    assert classifier.intents_ == [intent.name for intent in found.intents]
     predicted = [match.intent for match in classifier.classify_vectors(vectors)]
     assert predicted == [found.intents[label].name for label in found.labels]
     with pytest.raises(ValueError, match="examples_per_intent must be >= 1"):

@@ -3,13 +3,14 @@ never a traceback from inside scikit-learn; and no optional package needed to im
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from phospho_embed.discovery import discover_intents
+from phospho_embed.discovery import adiscover_intents, discover_intents
 from phospho_embed.intents import IntentClassifier
 from tests.discovery.conftest import sphere_clusters, words_for
 
@@ -134,6 +135,36 @@ def test_timestamps_are_checked_before_anything_is_embedded() -> None:
         discover_intents(["a", "b"], encoder=Refusing(), timestamps=["2024-01-01", "soon"])
     with pytest.raises(TypeError, match="namer must be"):
         discover_intents(["a"], encoder=Refusing(), namer=42)  # type: ignore[arg-type]
+
+
+async def test_the_async_twin_takes_the_same_arguments_and_checks_them_first() -> None:
+    class Refusing:
+        async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+            raise AssertionError("must not be called")
+
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            raise AssertionError("must not be called")
+
+    assert inspect.signature(adiscover_intents) == inspect.signature(discover_intents)
+    with pytest.raises(ValueError, match="min_size must be an int >= 1"):
+        await adiscover_intents(["a"], encoder=Refusing(), min_size=0)
+    with pytest.raises(ValueError, match="got 1 timestamps for 2 texts"):
+        await adiscover_intents(["a", "b"], encoder=Refusing(), timestamps=["2024-01-01"])
+    with pytest.raises(TypeError, match="unexpected keyword argument 'n_intent'"):
+        await adiscover_intents(["a"], encoder=Refusing(), n_intent=2)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="give vectors"):
+        await adiscover_intents(["a"])
+
+
+async def test_the_async_twin_gives_the_same_result_on_vectors() -> None:
+    vectors, labels = sphere_clusters(3, 20)
+    texts = words_for(labels)
+    found = await adiscover_intents(texts, vectors=vectors, n_keywords=3, random_state=1)
+    same = discover_intents(texts, vectors=vectors, n_keywords=3, random_state=1)
+    assert found.labels.tolist() == same.labels.tolist()
+    assert [intent.keywords for intent in found.intents] == [
+        intent.keywords for intent in same.intents
+    ]
 
 
 def test_importing_needs_no_optional_package() -> None:
