@@ -129,6 +129,7 @@ def test_retry_after_is_honoured(
     assert any("in 0.30s after RateLimitError" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.wire  # a timeout or a refused connection needs a socket
 def test_a_connection_that_never_opens_is_retried_then_reported(make_client: MakeClient) -> None:
     with socket.socket() as sock:  # a port that nothing listens on
         sock.bind(("127.0.0.1", 0))
@@ -139,6 +140,7 @@ def test_a_connection_that_never_opens_is_retried_then_reported(make_client: Mak
     assert client.usage.retries == 2
 
 
+@pytest.mark.wire  # a timeout or a refused connection needs a socket
 def test_timeouts_are_retried_then_raised(make_client: MakeClient, emulator: Emulator) -> None:
     emulator.configure(latency=1.0)
     client = make_client(timeout=0.2, max_retries=1)

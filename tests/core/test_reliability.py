@@ -133,6 +133,7 @@ def test_a_deadline_ends_a_stuck_batch_with_its_partial_results(
     assert "deadline of 0.5s passed" in str(error)
 
 
+@pytest.mark.wire  # a timeout or a refused connection needs a socket
 def test_a_deadline_cuts_a_request_in_flight(make_client: MakeClient, emulator: Emulator) -> None:
     emulator.configure(latency=2.0)
     with pytest.raises(BatchEmbeddingError) as info:
