@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from phospho_embed import PhosphoClient, wire
 from phospho_embed.cli._common import (
     EXIT_OK,
     CLIError,
@@ -75,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
             classifier.margin_ = args.margin
         if args.save is not None:  # with this run's --threshold and --margin
             classifier.save(args.save)
-        for text, match in zip(texts, classifier.classify_many(texts), strict=True):
+        matches = classifier.classify_vectors(_vectors(args, client, texts, classifier.dimension))
+        for text, match in zip(texts, matches, strict=True):
             if args.json:
                 record: dict[str, Any] = {
                     "text": text,
@@ -91,16 +93,53 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _texts(values: list[str]) -> list[str]:
+    """The texts to classify, each checked before anything is sent.
+
+    Raises:
+        CLIError: a TEXT argument (or a line of standard input) the API cannot embed: empty,
+            whitespace only, or holding a NUL character.
+    """
     texts: list[str] = []
-    for value in values:
+    for position, value in enumerate(values, 1):
         if value == "-":
-            texts.extend(line.rstrip("\n") for line in sys.stdin if line.strip())
+            for number, line in enumerate(sys.stdin, 1):
+                if line.strip():
+                    texts.append(_checked(line.rstrip("\n"), f"line {number} of standard input"))
         else:
-            texts.append(value)
+            texts.append(_checked(value, f"TEXT {position}"))
     return texts
 
 
-def _classifier(args: argparse.Namespace, client: Any) -> IntentClassifier:
+def _checked(text: str, where: str) -> str:
+    try:
+        return wire.check_text(text, where)
+    except (TypeError, ValueError) as error:
+        raise CLIError(f"{error}; nothing was sent") from None
+
+
+def _vectors(
+    args: argparse.Namespace, client: PhosphoClient, texts: list[str], dimension: int
+) -> list[list[float]]:
+    """The texts' vectors: the first one alone, to check that the API's vectors have the
+    classifier's dimension before paying for the others.
+
+    Raises:
+        CLIError: they do not (a classifier saved from another model or endpoint).
+    """
+    if not texts:
+        return []
+    first = client.embed(texts[0])
+    if len(first) != dimension:
+        raise CLIError(
+            f"--examples {str(args.examples)!r} holds {dimension}-dimensional vectors, but the "
+            f"API at {client.options.base_url} returns {len(first)}-dimensional ones (another "
+            "model or endpoint?): rebuild the classifier from JSON examples with this API, or "
+            "use the API it was built with"
+        )
+    return [first, *client.embed_many(texts[1:])]
+
+
+def _classifier(args: argparse.Namespace, client: PhosphoClient) -> IntentClassifier:
     try:
         from phospho_embed.intents import IntentClassifier  # numpy: only for this command
     except ImportError as error:

@@ -32,7 +32,12 @@ from phospho_embed.cli._common import (
     require_api_key,
 )
 from phospho_embed.cli._progress import Progress
-from phospho_embed.cli._records import add_input_arguments, input_file
+from phospho_embed.cli._records import (
+    InputFile,
+    add_input_arguments,
+    input_file,
+    missing_field_message,
+)
 
 if TYPE_CHECKING:
     from phospho_embed.discovery import DiscoveryResult
@@ -70,7 +75,10 @@ HELP = "find the intents in a file of messages (clusters, names, report)"
 def configure(parser: CommandParser) -> None:
     """Add the options of ``discover``."""
     parser.add_argument(
-        "input", metavar="INPUT", help="the messages: .txt, .jsonl, .csv, or embed's OUTPUT"
+        "input",
+        metavar="INPUT",
+        help="the messages: .txt, .jsonl, .csv, or embed's OUTPUT; '-' for standard input "
+        "(with --format)",
     )
     parser.add_argument(
         "-o", "--output", metavar="OUTPUT", required=True, help="the JSONL file to write"
@@ -119,6 +127,10 @@ class _Messages:
     vectors: list[list[float]] | None = None
     timestamps: list[Any] | None = None
     problems: list[tuple[int, str]] = field(default_factory=list)
+    #: Whether an object had the text's field (``None``: no object read yet), and the
+    #: fields of the first object, for the refusal when none has it.
+    field_seen: bool | None = None
+    first_keys: list[str] = field(default_factory=list)
 
 
 #: Unix seconds written as text (CSV cells are strings): digits, an optional sign and decimals.
@@ -172,6 +184,11 @@ def _check_paths(args: argparse.Namespace) -> None:
     for option, value in (("-o", args.output), ("--report", args.report), ("--plot", args.plot)):
         if value is None:
             continue
+        if value == "-":
+            raise CLIError(
+                f"{option} '-' (standard output) is not supported: standard output gets the "
+                f"table of intents; name a file"
+            )
         path = Path(value)
         if not path.parent.is_dir():
             raise CLIError(f"{option} {value!r}: the directory {str(path.parent)!r} does not exist")
@@ -196,46 +213,47 @@ def _read(args: argparse.Namespace) -> _Messages:
             elif record.problem is not None:
                 messages.problems.append((record.index, record.problem))
         return messages
-    rows = _json_rows(args.input) if fmt == "jsonl" else _csv_rows(args.input)
-    return _from_rows(rows, name, args.timestamp_field, embedded=_embedded(args.input, fmt))
+    rows = _json_rows(source) if fmt == "jsonl" else _csv_rows(source)
+    messages = _from_rows(rows, name, args.timestamp_field, embedded=_embedded(source))
+    if fmt == "jsonl" and not messages.texts and messages.field_seen is False:
+        raise CLIError(missing_field_message(source.name, name, messages.first_keys))
+    return messages
 
 
-def _embedded(path: str, fmt: str) -> bool:
+def _embedded(source: InputFile) -> bool:
     """Whether INPUT is ``embed``'s OUTPUT: its first object has a list of numbers as
     ``embedding``."""
-    if fmt != "jsonl":
+    if source.format != "jsonl":
         return False
-    for _, item in _json_rows(path):
+    for _, item in _json_rows(source):
         if isinstance(item, dict):
             return isinstance(item.get(EMBEDDING_FIELD), list)
         return False
     return False
 
 
-def _json_rows(path: str) -> Iterator[tuple[int, Any]]:
+def _json_rows(source: InputFile) -> Iterator[tuple[int, Any]]:
     """``(index, object)`` per non-blank line; a line that is not JSON gives a string
     saying so instead of an object."""
-    with open(path, encoding="utf-8-sig", errors="surrogateescape") as lines:
-        for index, line in enumerate(lines):
-            if not line.strip():
-                continue
-            try:
-                yield index, json.loads(line)
-            except ValueError as error:
-                yield index, f"the line is not valid JSON ({error})"
-
-
-def _csv_rows(path: str) -> Iterator[tuple[int, Any]]:
-    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as lines:
-        reader = csv.DictReader(lines)
+    for index, line in enumerate(source.lines()):
+        if not line.strip():
+            continue
         try:
-            for index, row in enumerate(reader):
-                if any(value for value in row.values()):
-                    yield index, row
-        except csv.Error as error:
-            raise CLIError(
-                f"INPUT {path!r} is not valid CSV near line {reader.line_num}: {error}"
-            ) from None
+            yield index, json.loads(line)
+        except ValueError as error:
+            yield index, f"the line is not valid JSON ({error})"
+
+
+def _csv_rows(source: InputFile) -> Iterator[tuple[int, Any]]:
+    reader = csv.DictReader(source.lines())
+    try:
+        for index, row in enumerate(reader):
+            if any(value for value in row.values()):
+                yield index, row
+    except csv.Error as error:
+        raise CLIError(
+            f"INPUT {source.name!r} is not valid CSV near line {reader.line_num}: {error}"
+        ) from None
 
 
 def _from_rows(
@@ -245,6 +263,12 @@ def _from_rows(
         vectors=[] if embedded else None, timestamps=[] if time_field is not None else None
     )
     for index, item in rows:
+        if isinstance(item, dict):
+            if name in item:
+                messages.field_seen = True
+            elif messages.field_seen is None:
+                messages.field_seen = False
+                messages.first_keys = [str(key) for key in item]
         problem = _problem(item, name, time_field, embedded)
         if problem is not None:
             messages.problems.append((index, problem))

@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -35,7 +35,9 @@ from phospho_embed.cli._common import (
 from phospho_embed.cli._output import (
     ExistingOutput,
     IndexSet,
+    OutputLock,
     OutputWriter,
+    check_output_path,
     mismatch_message,
     record_digest,
     repair,
@@ -63,13 +65,20 @@ INPUT formats (from the extension, or --format):
   .txt     one text per line                      index = line number - 1
   .jsonl   one JSON object per line, --field      index = line number - 1
   .csv     a header row, then rows, --column      index = data row number - 1
+INPUT '-' is standard input (pass --format); it is read once, into a temporary file.
+INPUT is read as UTF-8 unless --encoding says otherwise; a binary file (a NUL byte in its
+first 8 KiB), bytes that are not in the encoding (the line and byte are named) and a
+--field that no record has are refused before anything is sent.
 Blank lines and empty rows are skipped (they keep their index, and are not failures).
 Records that cannot be embedded (an empty or non-string field, a line that is not JSON)
 are reported with their index and counted as failures; the run goes on.
 
 Resuming: run the same command again. Indices already in OUTPUT are skipped, so no text
 is requested twice, and a torn last line left by a crash is cut off. OUTPUT written from
-another INPUT (an index whose text differs) is refused before anything is sent.
+another INPUT (an index whose text differs), lines of OUTPUT that are not records (each
+counted, the first named), and an OUTPUT another run is writing (it is locked) are refused
+before anything is sent. OUTPUT must be a regular file.
+Progress: a bar on a terminal; redirected, a plain line per tenth of the work.
 """
 
 EPILOG = """\
@@ -86,13 +95,18 @@ HELP = "embed every text of a .txt/.jsonl/.csv file into a JSONL file (resumable
 
 def configure(parser: CommandParser) -> None:
     """Add the options of ``embed``."""
-    parser.add_argument("input", metavar="INPUT", help="the texts: a .txt, .jsonl or .csv file")
+    parser.add_argument(
+        "input",
+        metavar="INPUT",
+        help="the texts: a .txt, .jsonl or .csv file; '-' for standard input (with --format)",
+    )
     parser.add_argument(
         "-o",
         "--output",
         metavar="OUTPUT",
         required=True,
-        help="the JSONL file to append vectors to; created if missing, resumed if present",
+        help="the JSONL file to append vectors to; created if missing, resumed if present, "
+        "locked while a run writes to it (a regular file: not '-')",
     )
     add_input_arguments(parser)
     parser.add_argument(
@@ -116,17 +130,31 @@ def run(args: argparse.Namespace) -> int:
     """Run ``embed`` as parsed; return the exit status (see the epilog)."""
     if not args.dry_run:
         require_api_key(args)
+    check_output_path(args.output)  # '-' or a device: refused before INPUT is read
     source = input_file(args)
-    _check_distinct(args.input, args.output)
-    existing = scan_output(args.output, max_records=source.max_records)
-    plan = _plan(source, existing, args.output)
-    if args.dry_run:
-        _say(plan.dry_run_summary(existing))
-        return EXIT_OK
-    repair(args.output, existing)
-    if existing.torn_bytes:
-        _say(f"cut off a torn last line of {existing.torn_bytes} bytes from OUTPUT")
-    return _embed(args, source, existing, plan)
+    _check_distinct(source.path, args.output)
+    lock = OutputLock(args.output, create=not args.dry_run)
+    try:
+        if not lock.supported:
+            _say(
+                f"cannot lock OUTPUT {args.output!r} on this system: do not run two "
+                "'phospho-embed embed' on it at once"
+            )
+        existing = scan_output(args.output, max_records=source.max_records)
+        plan = _plan(source, existing, args.output)
+        if args.dry_run:
+            _say(plan.dry_run_summary(existing))
+            return EXIT_OK
+        repair(args.output, existing)
+        if existing.torn_bytes:
+            _say(f"cut off a torn last line of {existing.torn_bytes} bytes from OUTPUT")
+        status = _embed(args, source, existing, plan, lock)
+    except BaseException:
+        lock.release()
+        raise
+    if status != EXIT_INTERRUPTED:  # else held until the vectors in flight are written
+        lock.release()
+    return status
 
 
 # -- checking ---------------------------------------------------------------------------------
@@ -195,6 +223,7 @@ def _plan(source: InputFile, existing: ExistingOutput, output_path: str) -> Plan
             blank += 1
         elif record.text is None:
             invalid += 1
+    source.check_field()  # a --field no record has: refused before anything is sent
     if existing.max_index >= total:
         raise CLIError(
             mismatch_message(
@@ -253,10 +282,16 @@ class _Chunk:
 
 
 def _embed(
-    args: argparse.Namespace, source: InputFile, existing: ExistingOutput, plan: Plan
+    args: argparse.Namespace,
+    source: InputFile,
+    existing: ExistingOutput,
+    plan: Plan,
+    lock: OutputLock,
 ) -> int:
     client = build_client(args)
-    writer = OutputWriter(args.output, needs_newline=existing.needs_newline)
+    writer = OutputWriter(
+        args.output, needs_newline=existing.needs_newline, dimension=existing.dimension
+    )
     progress = Progress(plan.total, initial=plan.present, enabled=not args.no_progress)
     tally = _Tally(progress)
     chunk_size = args.chunk_size or CHUNK_PER_WORKER * args.max_concurrency
@@ -266,10 +301,16 @@ def _embed(
     except KeyboardInterrupt:
         interrupted = True
         progress.close()
-        _let_in_flight_land(writer)
         _say(
-            f"interrupted: {_counts(writer, plan, tally)}; requests in flight are written "
-            "before exit (Ctrl-C again to drop them); run the same command to resume"
+            "interrupted: writing the vectors of the requests in flight (Ctrl-C again to drop them)"
+        )
+        _let_in_flight_land(
+            writer,
+            lock,
+            lambda: _say(
+                f"interrupted: {_counts(writer, plan, tally)} -> {args.output}; "
+                "run the same command to resume"
+            ),
         )
         return EXIT_INTERRUPTED
     except OSError as error:  # OUTPUT unwritable (disk full...) or INPUT gone mid-run
@@ -353,15 +394,27 @@ def _counts(writer: OutputWriter, plan: Plan, tally: _Tally) -> str:
     return ", ".join(parts)
 
 
-def _let_in_flight_land(writer: OutputWriter) -> None:
-    """After Ctrl-C: keep OUTPUT open for the vectors of the requests still in flight.
+def _let_in_flight_land(
+    writer: OutputWriter, lock: OutputLock, summary: Callable[[], None]
+) -> None:
+    """After Ctrl-C: keep OUTPUT open (and locked) for the vectors of the requests still in
+    flight, and print the summary once they are written.
 
     Those requests are paid for. The core stops handing out texts, and Python waits for the
     client's worker threads before the process exits, so their vectors still get written;
-    OUTPUT is closed after that (atexit runs once the threads are joined). A second Ctrl-C
-    quits at once instead, losing only those few vectors (the next run asks for them again).
+    then (atexit runs once the threads are joined) OUTPUT is closed, the summary printed with
+    every vector counted, and the lock released. A second Ctrl-C quits at once instead,
+    losing only those few vectors (the next run asks for them again).
     """
-    atexit.register(writer.close)
+
+    def finish() -> None:
+        try:
+            writer.close()
+            summary()
+        finally:
+            lock.release()
+
+    atexit.register(finish)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, lambda signum, frame: os._exit(EXIT_INTERRUPTED))
 

@@ -56,16 +56,19 @@ def test_txt_blank_lines_are_skipped_but_keep_their_index(
 def test_txt_lines_the_api_cannot_take_are_failures_with_their_index(
     tmp_path: Path, embed_cli: RunCLI, emulator: Emulator
 ) -> None:
+    # Past the first 8 KiB (the binary check), a NUL character is one line's failure.
+    head = [f"text number {i} with enough words to fill the head" for i in range(200)]
     source = tmp_path / "in.txt"
-    source.write_bytes(b"good one\nbad \xff byte\nnul \x00 char\ngood two\n")
+    source.write_bytes("".join(f"{line}\n" for line in head).encode() + b"nul \x00 char\nlast\n")
 
     result = embed_cli(str(source), "-o", str(tmp_path / "out.jsonl"))
 
     assert result.code == 1
-    assert_vectors(read_output(tmp_path / "out.jsonl"), {0: "good one", 3: "good two"})
-    assert "index 1: not embedded: the line contains a lone surrogate" in result.err
-    assert "index 2: not embedded: the line contains a NUL character" in result.err
-    assert emulator.stats.requests == 2
+    assert_vectors(
+        read_output(tmp_path / "out.jsonl"), {**dict(enumerate(head)), len(head) + 1: "last"}
+    )
+    assert f"index {len(head)}: not embedded: the line contains a NUL character" in result.err
+    assert emulator.stats.requests == len(head) + 1
 
 
 def test_jsonl_with_a_custom_field(tmp_path: Path, embed_cli: RunCLI) -> None:
@@ -241,7 +244,10 @@ def test_output_from_another_input_is_refused(
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b'{"index": 0, "text": "a", "embedding": [1.0]}\nnot json\n', "line 2 is not a record"),
+        (
+            b'{"index": 0, "text": "a", "embedding": [1.0]}\nnot json\n',
+            "1 line is not a record of 'phospho-embed embed': line 2 (not valid JSON",
+        ),
         (
             b'{"index": 1, "text": "b", "embedding": [1.0]}\n'
             b'{"index": 1, "text": "b", "embedding": [1.0]}\n',

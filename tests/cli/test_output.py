@@ -72,7 +72,7 @@ def test_complete_lines_that_are_not_records_are_refused(tmp_path: Path, line: b
     output = tmp_path / "out.jsonl"
     output.write_bytes(line + b'{"index":1,"text":"b","embedding":[1.0]}\n')
 
-    with pytest.raises(CLIError, match="line 1 is not a record"):
+    with pytest.raises(CLIError, match=r"1 line is not a record of .phospho-embed embed.: line 1 "):
         scan_output(str(output), max_records=10)
 
 
