@@ -8,10 +8,10 @@ import threading
 import weakref
 from collections.abc import AsyncGenerator, Callable, Iterable
 from contextlib import suppress
-from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
 
+import anyio
 import httpx
 
 from phospho_embed import wire
@@ -30,21 +30,59 @@ if TYPE_CHECKING:
 CONNECTIONS_PER_POOL = 16
 
 
-@dataclass
 class _LoopPools:
     """The connection pools of one event loop: connections belong to the loop that opened
-    them, and notebooks, ``asyncio.run`` twice or several threads bring several loops."""
+    them, and notebooks, ``asyncio.run`` twice or several threads bring several loops.
 
-    pools: list[httpx.AsyncClient]
-    closer: AsyncGenerator[None, None] | None = None
-    busy: list[int] = field(init=False)  # requests in flight, per pool
+    A request cut short while its connection was still opening can leave that connection
+    stuck in httpcore's pool, counted as busy for ever: the pool it went through is then
+    `renew`-ed (replaced by a fresh one, and closed once its other requests are done).
+    """
 
-    def __post_init__(self) -> None:
-        self.busy = [0] * len(self.pools)
+    def __init__(
+        self,
+        pools: list[httpx.AsyncClient],
+        make: Callable[[int], httpx.AsyncClient] | None,
+        sizes: list[int],
+    ) -> None:
+        self.pools = pools
+        self.closer: AsyncGenerator[None, None] | None = None
+        self._make = make  # None: an injected client, which is the caller's to manage
+        self._sizes = sizes
+        self._busy: dict[httpx.AsyncClient, int] = dict.fromkeys(pools, 0)
+        self.retired: list[httpx.AsyncClient] = []
+        self._closing: set[asyncio.Task[None]] = set()
 
-    def least_busy(self) -> int:
-        """The pool to send the next request through."""
-        return min(range(len(self.pools)), key=self.busy.__getitem__)
+    def pick(self) -> httpx.AsyncClient:
+        """The least busy pool, counted busy until `done`."""
+        http = min(self.pools, key=self._busy.__getitem__)
+        self._busy[http] += 1
+        return http
+
+    def done(self, http: httpx.AsyncClient) -> None:
+        """A request through ``http`` ended; a renewed pool closes with its last request."""
+        self._busy[http] -= 1
+        if http in self.retired and not self._busy[http]:
+            self.retired.remove(http)
+            del self._busy[http]
+            task = asyncio.get_running_loop().create_task(http.aclose())
+            self._closing.add(task)  # held until done: the loop keeps only weak references
+            task.add_done_callback(self._closing.discard)
+
+    def renew(self, http: httpx.AsyncClient) -> None:
+        """Replace ``http`` by a fresh pool of the same size (see the class docstring)."""
+        if self._make is None or http not in self.pools:
+            return
+        index = self.pools.index(http)
+        fresh = self._make(self._sizes[index])
+        self.pools[index] = fresh
+        self._busy[fresh] = 0
+        self.retired.append(http)
+
+    async def aclose(self) -> None:
+        """Close every pool, the renewed ones included."""
+        for http in [*self.pools, *self.retired]:
+            await http.aclose()
 
 
 def _pool_sizes(connections: int) -> list[int]:
@@ -164,60 +202,79 @@ class AsyncPhosphoClient(ClientBase[httpx.AsyncClient]):
         attempts = core.attempts(batch)
         while True:
             async with self._gate.slot(attempts.wait_limit()) as slot:
-                timeout = core.httpx_timeout(attempts.send())
-                slot.outcome = await self._attempt(pools, headers, body, timeout)
+                slot.outcome = await self._attempt(pools, headers, body, attempts.send())
             step = attempts.received(slot.outcome)
             if not isinstance(step, Sleep):
                 return step
             await asyncio.sleep(step.seconds)
 
     async def _attempt(
-        self, pools: _LoopPools, headers: dict[str, str], body: bytes, timeout: httpx.Timeout
+        self, pools: _LoopPools, headers: dict[str, str], body: bytes, seconds: float
+    ) -> list[float] | PhosphoError:
+        """One request, read as a stream: at most ``seconds`` on the wall clock and
+        `wire.MAX_RESPONSE_BYTES` of body."""
+        core = self._core
+        http = pools.pick()
+        try:
+            with anyio.fail_after(seconds):
+                return await self._exchange(http, headers, body, seconds)
+        except TimeoutError:
+            pools.renew(http)  # cut mid-exchange: its connection may be left half-open
+            return core.timeout_error("wall clock")
+        except asyncio.CancelledError:
+            pools.renew(http)
+            raise
+        finally:
+            pools.done(http)
+
+    async def _exchange(
+        self, http: httpx.AsyncClient, headers: dict[str, str], body: bytes, seconds: float
     ) -> list[float] | PhosphoError:
         core = self._core
-        pool = pools.least_busy()
-        pools.busy[pool] += 1
+        reader = core.reader(seconds)
+        url, timeout = core.options.url, core.httpx_timeout(seconds)
         try:
-            http = pools.pools[pool]
-            response = await http.post(
-                core.options.url, content=body, headers=headers, timeout=timeout
-            )
+            async with http.stream(
+                "POST", url, content=body, headers=headers, timeout=timeout
+            ) as answer:
+                async for chunk in answer.aiter_bytes():
+                    reader.add(chunk)
+                return core.accept(answer.status_code, answer.headers, reader.body())
         except httpx.HTTPError as exc:
             return core.transport_error(exc)
-        finally:
-            pools.busy[pool] -= 1
-        try:
-            return core.accept(response.status_code, response.headers, response.content)
         except PhosphoError as exc:
             return exc
+        except RuntimeError:
+            if self._closed:  # httpx refuses to send through a closed client
+                return core.closed_error()
+            raise
 
     async def _pools(self) -> _LoopPools:
         """The running loop's pools, opened at its first call."""
         if self._closed:
-            raise RuntimeError("this AsyncPhosphoClient is closed")
+            raise self._core.closed_error()
         loop = asyncio.get_running_loop()
         with self._loops_lock:
             pools = self._loops.get(loop)
         if pools is not None:
             return pools
         if self._injected_http is not None:
-            pools = _LoopPools([self._injected_http])
+            pools = _LoopPools([self._injected_http], None, [0])
         else:
-            timeout = self._core.httpx_timeout(self._core.options.timeout)
-            pools = _LoopPools(
-                [
-                    httpx.AsyncClient(timeout=timeout, limits=self._core.httpx_limits(size))
-                    for size in _pool_sizes(self._core.options.max_concurrency)
-                ]
-            )
+            sizes = _pool_sizes(self._core.options.max_concurrency)
+            pools = _LoopPools([self._new_pool(size) for size in sizes], self._new_pool, sizes)
             # Weakly: a cycle through the generator would let the garbage collector finalize
             # the sockets before the generator could close them.
             forget = weakref.WeakMethod(self._forget)
-            pools.closer = _close_with_loop(pools.pools, partial(_call_if_alive, forget, loop))
+            pools.closer = _close_with_loop(pools, partial(_call_if_alive, forget, loop))
             await anext(pools.closer)
             _close_before_loop_closes(loop, pools.closer)
         with self._loops_lock:
             return self._loops.setdefault(loop, pools)
+
+    def _new_pool(self, size: int) -> httpx.AsyncClient:
+        timeout = self._core.httpx_timeout(self._core.options.timeout)
+        return httpx.AsyncClient(timeout=timeout, limits=self._core.httpx_limits(size))
 
     def _forget(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._loops_lock:
@@ -234,7 +291,7 @@ def _call_if_alive(
 
 
 async def _close_with_loop(
-    pools: list[httpx.AsyncClient], forget: Callable[[], None]
+    pools: _LoopPools, forget: Callable[[], None]
 ) -> AsyncGenerator[None, None]:
     """Closes the ``pools`` when their event loop ends.
 
@@ -246,8 +303,7 @@ async def _close_with_loop(
         yield
     finally:
         forget()
-        for http in pools:
-            await http.aclose()
+        await pools.aclose()
 
 
 def _close_before_loop_closes(

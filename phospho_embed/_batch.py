@@ -8,6 +8,8 @@ parts (LlamaIndex's batches, the command line's chunks).
 
 from __future__ import annotations
 
+import hashlib
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -118,7 +120,8 @@ class BatchResults:
             return embeddings  # type: ignore[return-value]  # no None left
         if self.stopped_by is not None and not self.vectors:
             raise self.stopped_by
-        raise BatchEmbeddingError(embeddings, errors, self.stopped_by) from self.stopped_by
+        digest = texts_digest(self.texts)
+        raise BatchEmbeddingError(embeddings, errors, self.stopped_by, digest) from self.stopped_by
 
     def _unsent(self) -> PhosphoError:
         return self.stopped_by or PhosphoError("not sent: the call stopped early")
@@ -146,7 +149,7 @@ class Batch:
         for index, text in enumerate(checked):
             self._positions.setdefault(text, []).append(index)
         self._results = BatchResults(checked)
-        self._results.vectors.update(_resumed(self._positions, len(checked), resume_from))
+        self._results.vectors.update(_resumed(checked, self._positions, resume_from))
         pending = [text for text in self._positions if text not in self._results.vectors]
         self.distinct = len(pending)
         """How many requests the batch needs (one per distinct text not already resumed)."""
@@ -192,6 +195,14 @@ class Batch:
             if self._progress is not None:
                 self._progress(len(self._positions[text]))
 
+    def abort(self, error: PhosphoError) -> None:
+        """End the call because of ``error`` (e.g. the client was closed): the texts not
+        done get it, the vectors that arrived are kept."""
+        with self._lock:
+            if self._results.stopped_by is None:
+                self._results.stopped_by = error
+            self.stop.set()
+
     def result(self) -> list[Vector]:
         """The vectors in input order, or the error that explains what is missing (see
         `BatchResults.result`)."""
@@ -206,6 +217,15 @@ class Batch:
         return PhosphoError("not sent: the call stopped early")
 
 
+def texts_digest(texts: Sequence[str]) -> str:
+    """A SHA-256 of ``texts`` in order: what ties a `BatchEmbeddingError` to its call."""
+    digest = hashlib.sha256()
+    for text in texts:
+        encoded = text.encode("utf-8", "surrogatepass")
+        digest.update(len(encoded).to_bytes(8, "big") + encoded)  # length-prefixed: unambiguous
+    return digest.hexdigest()
+
+
 def _check_deadline(deadline: float | None) -> float | None:
     if deadline is None:
         return None
@@ -217,22 +237,53 @@ def _check_deadline(deadline: float | None) -> float | None:
 
 
 def _resumed(
+    texts: Sequence[str],
     positions: dict[str, list[int]],
-    size: int,
     previous: BatchEmbeddingError | Sequence[Vector | None] | None,
 ) -> dict[str, Vector]:
-    """The vectors an earlier attempt at the same texts already got, by text."""
+    """The vectors an earlier attempt at the same texts already got, by text.
+
+    Raises:
+        ValueError: ``previous`` comes from a call on other texts, or holds an entry that is
+            not a vector (a string, NaN, ``[]``, a length unlike the others').
+    """
     if previous is None:
         return {}
-    embeddings = previous.embeddings if isinstance(previous, BatchEmbeddingError) else previous
-    if len(embeddings) != size:
+    if isinstance(previous, BatchEmbeddingError):
+        embeddings = previous.embeddings
+        if previous.texts_digest is not None and previous.texts_digest != texts_digest(texts):
+            raise ValueError(
+                "resume_from is the error of a call on other texts: pass the same texts, in "
+                "the same order, as the call that raised it"
+            )
+    else:
+        embeddings = list(previous)
+    if len(embeddings) != len(texts):
         raise ValueError(
-            f"resume_from holds {len(embeddings)} results for {size} texts: "
+            f"resume_from holds {len(embeddings)} results for {len(texts)} texts: "
             "pass the same texts as the call that raised it"
         )
+    dimension = None
+    for index, entry in enumerate(embeddings):
+        if entry is None:
+            continue
+        if not _is_vector(entry) or dimension not in (None, len(entry)):
+            raise ValueError(
+                f"resume_from[{index}] is not a vector like the others (a non-empty list of "
+                "finite numbers of one length): it cannot be returned as an embedding"
+            )
+        dimension = len(entry)
     vectors: dict[str, Vector] = {}
     for text, indices in positions.items():
         vector = next((embeddings[i] for i in indices if embeddings[i] is not None), None)
         if vector is not None:
             vectors[text] = vector
     return vectors
+
+
+def _is_vector(entry: object) -> bool:
+    return (
+        isinstance(entry, list)
+        and len(entry) > 0
+        and all(type(x) in (float, int) and math.isfinite(x) for x in entry)
+    )

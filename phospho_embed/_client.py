@@ -6,7 +6,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import httpx
@@ -41,7 +41,10 @@ class PhosphoClient(ClientBase[httpx.Client]):
     _http_type = httpx.Client
 
     def _prepare(self) -> None:
+        # Also run in a child process after os.fork(): the parent's threads, locks and
+        # connections are not the child's to use.
         self._http = self._injected_http
+        self._workers = threading.local()  # marks this client's worker threads
         # One slot per request in flight: bounds embed() from many threads and concurrent
         # embed_many() calls together, under the limit that adapts to 429s.
         self._gate = ThreadGate(self._core.limit)
@@ -94,6 +97,13 @@ class PhosphoClient(ClientBase[httpx.Client]):
                 401/402/403 that stopped the call, if one did.
             PhosphoError: the 401/402/403 error when it stopped the call before any vector.
         """
+        if getattr(self._workers, "active", False):
+            # Every worker would wait for this call, and this call for a free worker.
+            raise RuntimeError(
+                "embed_many was called from inside a callback (progress, on_embedding) of "
+                "the same PhosphoClient's embed_many, which would wait forever: call it "
+                "after the outer call returns, or use another client"
+            )
         batch = Batch(texts, **options)
         if batch.distinct:
             self._core.headers()  # a missing key fails here, before any thread starts
@@ -103,6 +113,8 @@ class PhosphoClient(ClientBase[httpx.Client]):
                 futures = [executor.submit(self._work, batch) for _ in range(workers)]
                 for future in futures:
                     future.result()
+            except CancelledError:  # close() from another thread cancelled queued workers
+                batch.abort(self._core.closed_error())
             finally:
                 # On an interrupt or a bug, workers finish their current request and take
                 # no other; on success this changes nothing.
@@ -127,6 +139,7 @@ class PhosphoClient(ClientBase[httpx.Client]):
 
     def _work(self, batch: Batch) -> None:
         """One worker of an ``embed_many`` call: request texts until none is left."""
+        self._workers.active = True
         while (text := batch.next_text()) is not None:
             try:
                 outcome: list[float] | PhosphoError = self._request(text, batch)
@@ -142,29 +155,37 @@ class PhosphoClient(ClientBase[httpx.Client]):
         attempts = core.attempts(batch)
         while True:
             with self._gate.slot(attempts.wait_limit()) as slot:
-                timeout = core.httpx_timeout(attempts.send())
-                slot.outcome = self._attempt(http, headers, body, timeout)
+                slot.outcome = self._attempt(http, headers, body, attempts.send())
             step = attempts.received(slot.outcome)
             if not isinstance(step, Sleep):
                 return step
             time.sleep(step.seconds)
 
     def _attempt(
-        self, http: httpx.Client, headers: dict[str, str], body: bytes, timeout: httpx.Timeout
+        self, http: httpx.Client, headers: dict[str, str], body: bytes, seconds: float
     ) -> list[float] | PhosphoError:
+        """One request, read as a stream: at most ``seconds`` on the wall clock and
+        `wire.MAX_RESPONSE_BYTES` of body."""
         core = self._core
+        reader = core.reader(seconds)
+        url, timeout = core.options.url, core.httpx_timeout(seconds)
         try:
-            response = http.post(core.options.url, content=body, headers=headers, timeout=timeout)
+            with http.stream("POST", url, content=body, headers=headers, timeout=timeout) as answer:
+                for chunk in answer.iter_bytes():
+                    reader.add(chunk)
+                return core.accept(answer.status_code, answer.headers, reader.body())
         except httpx.HTTPError as exc:
             return core.transport_error(exc)
-        try:
-            return core.accept(response.status_code, response.headers, response.content)
         except PhosphoError as exc:
             return exc
+        except RuntimeError:
+            if self._closed:  # httpx refuses to send through a closed client
+                return core.closed_error()
+            raise
 
     def _client(self) -> httpx.Client:
         if self._closed:
-            raise RuntimeError("this PhosphoClient is closed")
+            raise self._core.closed_error()
         if self._http is None:
             with self._setup_lock:
                 if self._http is None:

@@ -9,8 +9,12 @@ and the pure protocol rules in `phospho_embed.wire`.
 from __future__ import annotations
 
 import ipaddress
+import os
+import socket
 import threading
+import time
 import warnings
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -21,12 +25,14 @@ import httpx
 from phospho_embed import wire
 from phospho_embed._batch import Batch
 from phospho_embed._limit import AdaptiveLimit
-from phospho_embed._options import ClientOptions
+from phospho_embed._options import ClientOptions, Secret
 from phospho_embed._retry import Attempts
 from phospho_embed._version import __version__
 from phospho_embed.errors import (
     APIConnectionError,
     APITimeoutError,
+    ClientClosedError,
+    EndpointUnreachableError,
     PhosphoError,
     ResponseFormatError,
 )
@@ -73,12 +79,18 @@ class ClientCore:
         self._headers: dict[str, str] | None = None
         self._lock = threading.Lock()
         self._usage = Usage()
+        self._answered = False  # has any HTTP answer come from the URL?
 
     def headers(self) -> dict[str, str]:
         """Request headers; raises `MissingAPIKeyError` when no key is configured."""
         if self._headers is None:
-            self._headers = wire.request_headers(self.options.require_api_key(), _USER_AGENT)
+            key = self.options.require_api_key()
+            self._headers = _Headers(wire.request_headers(key, _USER_AGENT))
         return self._headers
+
+    def reader(self, seconds: float) -> BodyReader:
+        """A reader for one answer's body, bounded in size and by the attempt's wall clock."""
+        return BodyReader(time.monotonic() + seconds, seconds)
 
     def body(self, text: str) -> bytes:
         """The JSON body for one text."""
@@ -103,8 +115,15 @@ class ClientCore:
         return httpx.Limits(max_connections=size, max_keepalive_connections=size)
 
     def accept(self, status_code: int, headers: Mapping[str, str], body: bytes) -> list[float]:
-        """The vector of one HTTP answer, with usage counted; raises the typed error otherwise."""
-        result = wire.parse_response(status_code, headers, body)
+        """The vector of one HTTP answer, with usage counted; raises the typed error otherwise.
+
+        Any answer proves the URL reachable. A server echoing the key back has it redacted
+        before anything is built from its text.
+        """
+        self._answered = True
+        if not 200 <= status_code < 300 and isinstance(self.options.api_key, Secret):
+            body = wire.redact(body, self.options.api_key.get())
+        result = wire.parse_response(status_code, headers, body, url=self.options.url)
         vector = result.vector
         with self._lock:
             if self.dimension is None:
@@ -120,24 +139,86 @@ class ClientCore:
     def transport_error(self, exc: httpx.HTTPError) -> PhosphoError:
         """Map an httpx failure (no usable HTTP answer) to our hierarchy."""
         if isinstance(exc, httpx.TimeoutException):
-            return APITimeoutError(
-                f"the request to {self.options.url} timed out "
-                f"({type(exc).__name__}, timeout={self.options.timeout:g}s)"
-            )
+            return self.timeout_error(type(exc).__name__)
         if isinstance(exc, httpx.DecodingError):
             return ResponseFormatError(f"the response body could not be decoded: {exc}")
-        return APIConnectionError(
-            f"could not get an answer from {self.options.url}: {type(exc).__name__}: {exc}"
+        what = f"could not get an answer from {self.options.url}: {type(exc).__name__}: {exc}"
+        if isinstance(exc, httpx.ConnectError) and not self._answered:
+            return EndpointUnreachableError(
+                f"{what}; this URL has never answered: is base_url right, and the service up?"
+            )
+        return APIConnectionError(what)
+
+    def timeout_error(self, what: str) -> APITimeoutError:
+        """The error of an attempt that ran past ``timeout`` (``what`` says where)."""
+        return APITimeoutError(
+            f"the request to {self.options.url} timed out ({what}, "
+            f"timeout={self.options.timeout:g}s)"
         )
+
+    def closed_error(self) -> ClientClosedError:
+        """The error of a call on, or cut short by, a closed client."""
+        return ClientClosedError("this phospho client is closed")
 
     @property
     def usage(self) -> Usage:
         """A snapshot of the usage counters."""
         return self._usage
 
+    def after_fork(self) -> None:
+        """New locks and a fresh limit in a forked child (a lock held by another thread of
+        the parent at the fork would stay held for ever)."""
+        self._lock = threading.Lock()
+        self.limit = AdaptiveLimit(self.options.max_concurrency, self.options.adaptive_concurrency)
+
     def _count_retry(self) -> None:
         with self._lock:
             self._usage += Usage(retries=1)
+
+
+class _Headers(dict[str, str]):
+    """Request headers whose ``repr`` hides the key: a traceback formatted with its locals
+    (``capture_locals=True``, error trackers) shows the request frame's headers."""
+
+    def __repr__(self) -> str:
+        return repr({k: "[redacted]" if k == "Authorization" else v for k, v in self.items()})
+
+
+class BodyReader:
+    """Collects an answer's body chunk by chunk, refusing to grow past
+    `wire.MAX_RESPONSE_BYTES` or to go on past the attempt's end on the wall clock (httpx's
+    timeouts are per read: a server trickling a byte at a time never trips them)."""
+
+    def __init__(self, ends_at: float, seconds: float) -> None:
+        self._ends_at = ends_at
+        self._seconds = seconds
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def add(self, chunk: bytes) -> None:
+        """Keep one chunk.
+
+        Raises:
+            ResponseFormatError: the body is over the size cap.
+            httpx.ReadTimeout: the attempt's time is up.
+        """
+        self._size += len(chunk)
+        if self._size > wire.MAX_RESPONSE_BYTES:
+            raise ResponseFormatError(
+                f"the response body is over {wire.MAX_RESPONSE_BYTES} bytes: not an answer "
+                "of the embeddings API"
+            )
+        self._chunks.append(chunk)
+        self.check_time()
+
+    def check_time(self) -> None:
+        """Raise ``httpx.ReadTimeout`` when the attempt has run past its time."""
+        if time.monotonic() > self._ends_at:
+            raise httpx.ReadTimeout(f"the answer took longer than {self._seconds:g}s")
+
+    def body(self) -> bytes:
+        """Everything read."""
+        return b"".join(self._chunks)
 
 
 class ClientBase(Generic[HTTP]):
@@ -174,6 +255,13 @@ class ClientBase(Generic[HTTP]):
         self._injected_http: HTTP | None = http_client
         self._closed = False
         self._prepare()
+        _LIVE.add(self)
+
+    def _after_fork(self) -> None:
+        """In a child process after ``os.fork()``: forget the parent's threads, locks,
+        connections and event loops (they are not the child's); the next call makes its own."""
+        self._core.after_fork()
+        self._prepare()
 
     def _prepare(self) -> None:
         """Set up what the subclass's I/O needs (pools are opened later, at first use)."""
@@ -209,21 +297,42 @@ class ClientBase(Generic[HTTP]):
         )
 
 
+#: Every client alive, so that a forked child can reset them (`ClientBase._after_fork`).
+_LIVE: weakref.WeakSet[ClientBase[Any]] = weakref.WeakSet()
+
+
+def _reset_clients_after_fork() -> None:
+    for client in list(_LIVE):
+        client._after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_reset_clients_after_fork)
+
+
 def _warn_if_plain_http(url: str) -> None:
     """Warn when the key would cross a network unencrypted (loopback, e.g. the emulator,
     is fine). The warning names the host, never the key."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.scheme != "http" or host == "localhost" or host.endswith(".localhost"):
+    host = (parts.hostname or "").rstrip(".")  # "localhost." is localhost
+    if parts.scheme != "http" or _is_loopback(host):
         return
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return
-    except ValueError:
-        pass  # a host name
     warnings.warn(
         f"phospho-embed: base_url points at {host} over plain http://, so the API key will "
         "cross the network unencrypted; use https://",
         UserWarning,
         stacklevel=5,
     )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:  # the short IPv4 spellings the resolver accepts too: 127.1, 2130706433
+        return ipaddress.IPv4Address(socket.inet_aton(host)).is_loopback
+    except OSError:
+        return False  # a host name

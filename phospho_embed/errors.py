@@ -8,14 +8,18 @@ ever holds the API key in its message or attributes.
 PhosphoError
 ├── MissingAPIKeyError          no key given nor in PHOSPHO_API_KEY       stops the call
 ├── APIStatusError              an error status: .status_code, .detail, .retry_after
+│   ├── EndpointNotFoundError   404: a wrong base URL                     stops the call
 │   ├── AuthenticationError     401, 403                                  stops the call
 │   ├── PaymentRequiredError    402                                       stops the call
 │   ├── BadRequestError         400, 422
 │   ├── RateLimitError          429                                       retried
 │   └── ServerError             5xx                                       500/502/503/504 retried
 ├── APIConnectionError          no HTTP answer                            retried
-│   └── APITimeoutError         an attempt timed out                      retried
+│   ├── EndpointUnreachableError  no connection, and this URL never answered:
+│   │                             retried, then stops the call
+│   └── APITimeoutError         an attempt timed out (wall clock)         retried
 ├── DeadlineExceededError       the call's deadline ran out for this text
+├── ClientClosedError           closed client (also a RuntimeError)       stops the call
 ├── ResponseFormatError         a 200 with a body of the wrong shape
 └── BatchEmbeddingError         some texts of an embed_many call failed   .stopped_by
 ```
@@ -39,7 +43,10 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BatchEmbeddingError",
+    "ClientClosedError",
     "DeadlineExceededError",
+    "EndpointNotFoundError",
+    "EndpointUnreachableError",
     "MissingAPIKeyError",
     "PaymentRequiredError",
     "PhosphoError",
@@ -103,6 +110,11 @@ def _rebuild_status_error(
     return cls(message, status_code=status_code, detail=detail, retry_after=retry_after)
 
 
+class EndpointNotFoundError(APIStatusError):
+    """404: nothing answers at this URL; the base URL is wrong (a missing ``/v2``, a
+    trailing ``/embeddings``). Every request would fail the same way."""
+
+
 class AuthenticationError(APIStatusError):
     """401 (the key is not valid) or 403 (no key sent). Every request would fail the same way."""
 
@@ -127,6 +139,12 @@ class APIConnectionError(PhosphoError):
     """The request did not get an HTTP answer (connection refused, dropped, DNS, TLS, ...)."""
 
 
+class EndpointUnreachableError(APIConnectionError):
+    """No connection could be opened (refused, unknown host) to a URL that has never
+    answered this client: most likely a wrong base URL, so once a text's retries are spent
+    the call stops instead of trying every other text the same way."""
+
+
 class APITimeoutError(APIConnectionError):
     """The request timed out (the ``timeout`` setting, per attempt)."""
 
@@ -137,6 +155,11 @@ class DeadlineExceededError(PhosphoError):
     Not an `APITimeoutError`: the API did not time out, the caller's budget did, so it is
     never retried and ``except APIConnectionError`` does not catch it.
     """
+
+
+class ClientClosedError(PhosphoError, RuntimeError):
+    """The client was closed: before this call, or during it (``close()`` from another
+    thread). A call it ends keeps the vectors that arrived (`BatchEmbeddingError`)."""
 
 
 class ResponseFormatError(PhosphoError):
@@ -152,6 +175,8 @@ class BatchEmbeddingError(PhosphoError):
         errors: input index -> the exception that explains why that text has no vector.
         stopped_by: the error that stopped the whole call part-way (a refused key or
             account: 401/402/403), or ``None`` when every text was tried.
+        texts_digest: a SHA-256 of the call's texts, so that ``resume_from=`` can refuse
+            this error when it is given other texts (``None`` when not known).
     """
 
     def __init__(
@@ -159,10 +184,12 @@ class BatchEmbeddingError(PhosphoError):
         embeddings: Sequence[list[float] | None],
         errors: Mapping[int, BaseException],
         stopped_by: PhosphoError | None = None,
+        texts_digest: str | None = None,
     ) -> None:
         self.embeddings: list[list[float] | None] = list(embeddings)
         self.errors: dict[int, BaseException] = dict(sorted(errors.items()))
         self.stopped_by = stopped_by
+        self.texts_digest = texts_digest
         super().__init__(self._summary())
 
     def _summary(self) -> str:
@@ -181,4 +208,5 @@ class BatchEmbeddingError(PhosphoError):
         return list(self.errors)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.embeddings, self.errors, self.stopped_by))
+        state = (self.embeddings, self.errors, self.stopped_by, self.texts_digest)
+        return (type(self), state)

@@ -23,6 +23,9 @@ from phospho_embed.errors import (
     APIStatusError,
     AuthenticationError,
     BadRequestError,
+    ClientClosedError,
+    EndpointNotFoundError,
+    EndpointUnreachableError,
     MissingAPIKeyError,
     PaymentRequiredError,
     PhosphoError,
@@ -34,6 +37,8 @@ from phospho_embed.errors import (
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_MODEL",
+    "MAX_MESSAGE_CHARS",
+    "MAX_RESPONSE_BYTES",
     "RETRYABLE_STATUS_CODES",
     "EmbeddingResult",
     "RetryPolicy",
@@ -47,8 +52,10 @@ __all__ = [
     "parse_embedding_body",
     "parse_response",
     "parse_retry_after",
+    "redact",
     "request_headers",
     "retry_delay",
+    "truncate",
 ]
 
 DEFAULT_BASE_URL = "https://api.phospho.ai/v2"
@@ -59,6 +66,11 @@ RETRYABLE_STATUS_CODES = frozenset({408, 429, 500, 502, 503, 504})
 
 # Error bodies are echoed into messages; a proxy's HTML error page should not flood them.
 _MAX_ECHOED_BODY = 500
+#: The longest message built from a server's text (a 422 may list thousands of errors).
+MAX_MESSAGE_CHARS = 2000
+#: The largest response body read, in bytes: a vector is a few tens of KB, so a body past
+#: this is not an answer of the API (a misrouted download, a decompression bomb).
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 
 
 # --- input -------------------------------------------------------------------------------
@@ -144,6 +156,7 @@ def parse_response(
     body: bytes,
     *,
     now: datetime | None = None,
+    url: str | None = None,
 ) -> EmbeddingResult:
     """Turn one HTTP answer into an `EmbeddingResult`, or raise the matching typed error.
 
@@ -153,7 +166,7 @@ def parse_response(
     """
     if 200 <= status_code < 300:
         return parse_embedding_body(body)
-    raise error_from_response(status_code, headers, body, now=now)
+    raise error_from_response(status_code, headers, body, now=now, url=url)
 
 
 def parse_embedding_body(body: bytes | str) -> EmbeddingResult:
@@ -226,12 +239,14 @@ def error_from_response(
     body: bytes | str,
     *,
     now: datetime | None = None,
+    url: str | None = None,
 ) -> APIStatusError:
     """The typed error for a non-2xx answer, carrying ``status_code``, ``detail``, ``retry_after``.
 
     ``detail`` is FastAPI's ``{"detail": ...}`` value when the body has that shape (a string,
     or for 422 the list of validation errors, rendered readably in the message); otherwise the
-    start of the raw body text.
+    start of the raw body text. The message is at most `MAX_MESSAGE_CHARS` long. A 404 is
+    `EndpointNotFoundError`, whose message names ``url`` and the likely fix.
     """
     detail = _detail(body)
     try:
@@ -240,8 +255,15 @@ def error_from_response(
         reason = "Error"
     rendered = format_detail(detail)
     message = f"{status_code} {reason}: {rendered}" if rendered else f"{status_code} {reason}"
+    message = truncate(message)
     cls: type[APIStatusError]
-    if status_code in (401, 403):
+    if status_code == 404:
+        cls = EndpointNotFoundError
+        message += (
+            f" from {url or 'the endpoint'}: is base_url right? It is the API root, "
+            f"such as {DEFAULT_BASE_URL} (with /v2, without /embeddings)"
+        )
+    elif status_code in (401, 403):
         cls = AuthenticationError
     elif status_code == 402:
         cls = PaymentRequiredError
@@ -272,10 +294,26 @@ def _detail(body: bytes | str) -> Any:
     return text.strip()[:_MAX_ECHOED_BODY]
 
 
+def truncate(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``message`` cut to ``limit`` characters, saying how much was left out."""
+    if len(message) <= limit:
+        return message
+    return f"{message[:limit]}... ({len(message) - limit} more characters)"
+
+
+def redact(text: bytes, secret: str) -> bytes:
+    """``text`` (a server's answer) with every occurrence of ``secret`` (the API key)
+    replaced, so that a server echoing the key cannot put it in a message or a log."""
+    return text.replace(secret.encode(), b"[redacted]") if secret else text
+
+
 def format_detail(detail: Any) -> str:
-    """Render a ``detail`` for a message; a 422 list becomes ``body.model: msg; ...``."""
+    """Render a ``detail`` for a message; a 422 list becomes ``body.model: msg; ...`` (the
+    first 20 entries, then how many more)."""
     if isinstance(detail, list):
-        return "; ".join(_format_validation_error(item) for item in detail)
+        shown = "; ".join(_format_validation_error(item) for item in detail[:20])
+        more = f"; ... and {len(detail) - 20} more" if len(detail) > 20 else ""
+        return shown + more
     if detail is None:
         return ""
     if isinstance(detail, str):
@@ -369,9 +407,21 @@ def is_retryable(error: BaseException) -> bool:
 
 def is_fatal(error: BaseException) -> bool:
     """Whether every other request of the call would fail the same way, so it stops: no key
-    (`MissingAPIKeyError`), a refused key (`AuthenticationError`, 401/403) or billing
-    (`PaymentRequiredError`, 402)."""
-    return isinstance(error, (MissingAPIKeyError, AuthenticationError, PaymentRequiredError))
+    (`MissingAPIKeyError`), a refused key (`AuthenticationError`, 401/403), billing
+    (`PaymentRequiredError`, 402), or a wrong URL (`EndpointNotFoundError`, 404, and
+    `EndpointUnreachableError`, a URL that has never answered), or a closed client
+    (`ClientClosedError`)."""
+    return isinstance(
+        error,
+        (
+            MissingAPIKeyError,
+            AuthenticationError,
+            PaymentRequiredError,
+            EndpointNotFoundError,
+            EndpointUnreachableError,
+            ClientClosedError,
+        ),
+    )
 
 
 def retry_delay(

@@ -18,6 +18,9 @@ from phospho_embed.errors import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    ClientClosedError,
+    EndpointNotFoundError,
+    EndpointUnreachableError,
     PaymentRequiredError,
     PhosphoError,
     RateLimitError,
@@ -224,7 +227,7 @@ def test_every_valid_vector_comes_back_exactly(vector: list[float]) -> None:
         (401, AuthenticationError),
         (402, PaymentRequiredError),
         (403, AuthenticationError),
-        (404, APIStatusError),
+        (404, EndpointNotFoundError),
         (408, APIStatusError),
         (422, BadRequestError),
         (429, RateLimitError),
@@ -240,7 +243,7 @@ def test_statuses_map_to_typed_errors(status: int, cls: type[APIStatusError]) ->
     assert error.status_code == status
     assert error.detail == "Invalid token"
     assert str(error).startswith(f"{status} ")
-    assert str(error).endswith(": Invalid token")
+    assert ": Invalid token" in str(error)
 
 
 def test_a_422_detail_list_reads_like_a_sentence() -> None:
@@ -271,11 +274,37 @@ def test_retryable_and_fatal_classification() -> None:
     assert [c for c in (400, 401, 402, 403, 404, 408, 422, 429, 500, 501, 502, 503, 504)
             if wire.is_retryable(status(c))] == [408, 429, 500, 502, 503, 504]  # fmt: skip
     assert [c for c in (400, 401, 402, 403, 404, 422, 429, 500)
-            if wire.is_fatal(status(c))] == [401, 402, 403]  # fmt: skip
+            if wire.is_fatal(status(c))] == [401, 402, 403, 404]  # fmt: skip
     assert wire.is_retryable(APIConnectionError("reset"))
     assert wire.is_retryable(APITimeoutError("slow"))
     assert not wire.is_retryable(ResponseFormatError("bad body"))
     assert not wire.is_fatal(APIConnectionError("reset"))
+    assert wire.is_retryable(EndpointUnreachableError("refused"))
+    assert wire.is_fatal(EndpointUnreachableError("refused"))
+    assert wire.is_fatal(ClientClosedError("closed"))
+
+
+def test_a_404_names_the_url_and_the_likely_fix() -> None:
+    error = wire.error_from_response(404, {}, b'{"detail":"Not Found"}', url="http://h/embeddings")
+    assert isinstance(error, EndpointNotFoundError)
+    assert "from http://h/embeddings: is base_url right?" in str(error)
+    assert "with /v2, without /embeddings" in str(error)
+
+
+def test_messages_built_from_a_server_are_capped() -> None:
+    detail = [{"loc": ["body", "input", i], "msg": "bad"} for i in range(20_000)]
+    error = wire.error_from_response(422, {}, json.dumps({"detail": detail}).encode())
+    assert len(str(error)) <= wire.MAX_MESSAGE_CHARS + 40
+    assert "... and 19980 more" in str(error)
+    assert len(str(wire.error_from_response(500, {}, json.dumps({"detail": "x" * 10**6})))) < 2100
+
+
+def test_redact_removes_every_occurrence_of_the_key() -> None:
+    body = b'{"detail": "Invalid token: Bearer sk-1 (sk-1)"}'
+    assert (
+        wire.redact(body, "sk-1") == b'{"detail": "Invalid token: Bearer [redacted] ([redacted])"}'
+    )
+    assert wire.redact(body, "") == body
 
 
 # --- Retry-After and backoff -------------------------------------------------------------
