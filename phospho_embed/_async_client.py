@@ -240,14 +240,8 @@ class AsyncPhosphoClient(ClientBase[httpx.AsyncClient]):
                 async for chunk in answer.aiter_bytes():
                     reader.add(chunk)
                 return core.accept(answer.status_code, answer.headers, reader.body())
-        except httpx.HTTPError as exc:
-            return core.transport_error(exc)
-        except PhosphoError as exc:
-            return exc
-        except RuntimeError:
-            if self._closed:  # httpx refuses to send through a closed client
-                return core.closed_error()
-            raise
+        except Exception as exc:  # failure() raises again what is not ours
+            return core.failure(exc, self._closed)
 
     async def _pools(self) -> _LoopPools:
         """The running loop's pools, opened at its first call."""

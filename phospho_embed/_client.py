@@ -174,14 +174,8 @@ class PhosphoClient(ClientBase[httpx.Client]):
                 for chunk in answer.iter_bytes():
                     reader.add(chunk)
                 return core.accept(answer.status_code, answer.headers, reader.body())
-        except httpx.HTTPError as exc:
-            return core.transport_error(exc)
-        except PhosphoError as exc:
-            return exc
-        except RuntimeError:
-            if self._closed:  # httpx refuses to send through a closed client
-                return core.closed_error()
-            raise
+        except Exception as exc:  # failure() raises again what is not ours
+            return core.failure(exc, self._closed)
 
     def _client(self) -> httpx.Client:
         if self._closed:

@@ -149,6 +149,18 @@ class ClientCore:
             )
         return APIConnectionError(what)
 
+    def failure(self, exc: Exception, closed: bool) -> PhosphoError:
+        """What an exception raised while sending or reading one request means: ours as it
+        is, httpx's mapped (`transport_error`), httpx refusing a client closed meanwhile a
+        `ClientClosedError`. Anything else is a bug, raised again."""
+        if isinstance(exc, PhosphoError):
+            return exc
+        if isinstance(exc, httpx.HTTPError):
+            return self.transport_error(exc)
+        if isinstance(exc, RuntimeError) and closed:
+            return self.closed_error()
+        raise exc
+
     def timeout_error(self, what: str) -> APITimeoutError:
         """The error of an attempt that ran past ``timeout`` (``what`` says where)."""
         return APITimeoutError(
