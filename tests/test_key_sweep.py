@@ -9,6 +9,8 @@ import json
 import logging
 import pickle
 import warnings
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,9 +22,10 @@ from llama_index_instrumentation import get_dispatcher
 
 from langchain_phospho import PhosphoEmbeddings
 from llama_index_phospho import PhosphoEmbedding
-from phospho_embed import AsyncPhosphoClient, PhosphoClient, PhosphoError
+from phospho_embed import AsyncPhosphoClient, PhosphoClient, PhosphoError, RetryPolicy
 from phospho_embed.cli import main as cli
 from phospho_embed.emulator import Emulator
+from tests.core.hostile import answer, authorization, hostile_server
 
 SENTINEL = "sk-SWEEP-5e7a1c9b-never-shown"
 
@@ -103,5 +106,59 @@ def test_the_key_appears_on_no_surface(
     surfaces["logs"] = "\n".join(record.getMessage() for record in caplog.records)
     assert any(r.name.startswith("httpcore") for r in caplog.records)  # DEBUG was on
 
+    leaks = [where for where, text in surfaces.items() if SENTINEL in text]
+    assert leaks == []
+
+
+def test_a_key_echoed_by_the_server_appears_on_no_surface(
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """A server that puts the Authorization header it got into its 401 and 503 answers:
+    every path that shows a server's text (errors, retry logs, the CLI) redacts the key."""
+    caplog.set_level(logging.INFO, logger="phospho_embed")
+    served = {"n": 0}
+
+    def echo(request: bytes) -> Iterator[tuple[float, bytes]]:
+        served["n"] += 1
+        status = "503 Service Unavailable" if served["n"] % 2 else "401 Unauthorized"
+        detail = json.dumps({"detail": f"Invalid token: {authorization(request)}"})
+        yield 0, answer(status, detail.encode(), "Content-Type: application/json")
+
+    surfaces: dict[str, str] = {}
+
+    def shown(where: str, call: Any) -> None:
+        try:
+            call()
+        except PhosphoError as error:
+            surfaces[where] = f"{error!s} {error!r} {getattr(error, 'detail', '')}"
+        else:
+            raise AssertionError(f"{where}: the echoing server's 401 was not raised")
+
+    with hostile_server(echo) as url:
+        options = {"api_key": SENTINEL, "base_url": url, "max_retries": 1}
+        client = PhosphoClient(**options, retry_policy=RetryPolicy(0.001, 0.001))
+        aclient = AsyncPhosphoClient(**options, retry_policy=RetryPolicy(0.001, 0.001))
+        lc = PhosphoEmbeddings(**options)
+        li = PhosphoEmbedding(**options)
+        shown("sync", lambda: client.embed("a"))
+        shown("async", lambda: asyncio.run(aclient.embed_many(["a", "b"])))
+        shown("langchain", lambda: lc.embed_documents(["a"]))
+        shown("langchain async", lambda: asyncio.run(lc.aembed_query("a")))
+        shown("llama_index", lambda: li.get_text_embedding_batch(["a"]))
+        shown("llama_index async", lambda: asyncio.run(li.aget_query_embedding("a")))
+        source = tmp_path / "in.txt"
+        source.write_text("one\ntwo\n")
+        capsys.readouterr()
+        code = cli(["embed", str(source), "-o", str(tmp_path / "out.jsonl"),
+                    "--api-key", SENTINEL, "--base-url", url, "--max-retries", "1"])  # fmt: skip
+        captured = capsys.readouterr()
+        surfaces["cli"] = captured.out + captured.err
+        assert code == 3  # stopped by the 401
+        client.close()
+    surfaces["logs"] = "\n".join(record.getMessage() for record in caplog.records)
+    assert "[redacted]" in surfaces["sync"]  # the server really echoed the key
+    assert any("retry 1 of 1" in r.getMessage() for r in caplog.records)  # a 503 was logged
     leaks = [where for where, text in surfaces.items() if SENTINEL in text]
     assert leaks == []

@@ -173,3 +173,17 @@ def test_one_bound_across_threads_each_running_its_own_loop(
     with ThreadPoolExecutor(max_workers=3) as threads:
         assert all(threads.map(run, ["north", "south", "east"]))
     assert emulator.stats.peak_in_flight == 4
+
+
+def test_a_deep_copied_retriever_embeds_with_its_own_clients(emulator: Emulator) -> None:
+    # DSPy and graph frameworks deep-copy whole pipelines, embedder included.
+    from langchain_core.vectorstores import InMemoryVectorStore
+
+    embeddings = PhosphoEmbeddings(api_key=KEY, base_url=emulator.base_url)
+    store = InMemoryVectorStore.from_texts(["refund my order", "where is my parcel"], embeddings)
+    retriever = copy.deepcopy(store.as_retriever(search_kwargs={"k": 1}))
+    assert retriever.invoke("where is my parcel")[0].page_content == "where is my parcel"
+    copied = retriever.vectorstore.embeddings
+    assert copied is not embeddings
+    assert copied.usage.requests == 1  # the copy's own client sent the query
+    assert embeddings.usage.requests == 2  # the original's: the two texts only
