@@ -116,3 +116,87 @@ def test_ctrl_c_exits_130_keeping_a_valid_file_and_losing_nothing(
     assert_vectors(read_output(output), dict(enumerate(texts)))
     # Requests in flight at Ctrl-C were waited for and written: no text was asked twice.
     assert emulator.stats.inputs == dict.fromkeys(texts, 1)
+
+
+# -- issue 15: pipes, two runs on one OUTPUT, the Ctrl-C summary ----------------------------------
+
+
+@pytest.mark.parametrize("source_arg", ["-", "/dev/stdin"])
+def test_piped_input_is_read_once_and_embedded(
+    tmp_path: Path, emulator: Emulator, source_arg: str
+) -> None:
+    texts = _texts(30)
+    output = tmp_path / "out.jsonl"
+    command = [sys.executable, "-m", "phospho_embed.cli", "embed", source_arg, "--format", "txt"]
+    run = subprocess.run(
+        [*command, "-o", str(output), "--no-progress"],
+        input="".join(f"{text}\n" for text in texts),
+        capture_output=True,
+        text=True,
+        env=process_env(emulator),
+        timeout=60,
+    )
+
+    assert run.returncode == 0, run.stderr
+    assert "30 embedded" in run.stderr
+    assert_vectors(read_output(output), dict(enumerate(texts)))
+
+
+def test_a_second_run_on_the_same_output_is_refused_while_the_first_runs(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    texts = _texts(200)
+    source = write_lines(tmp_path / "in.txt", texts)
+    output = tmp_path / "out.jsonl"
+    # 200 texts, 2 at a time, 0.5 s each: the first run lasts ~50 s, far longer than the test.
+    emulator.configure(latency=0.5)
+    first = _start(source, output, emulator)
+    try:
+        wait_until(lambda: len(complete_lines(output)) >= 1, 30, "a line in OUTPUT")
+        requests = emulator.stats.requests
+        second = subprocess.run(
+            [sys.executable, "-m", "phospho_embed.cli", "embed", str(source), "-o", str(output)],
+            capture_output=True,
+            text=True,
+            env=process_env(emulator),
+            timeout=60,
+        )
+        assert first.poll() is None, "the first run ended before the second started"
+        # The first run asked for at most its concurrency more meanwhile; the second nothing.
+        assert emulator.stats.requests - requests <= 2 * CONCURRENCY + 2
+    finally:
+        first.kill()
+        first.communicate()
+
+    assert second.returncode == 2
+    assert "is in use by another 'phospho-embed embed' run" in second.stderr
+    assert len(second.stderr.strip().splitlines()) == 1
+
+
+def test_the_ctrl_c_summary_counts_the_vectors_written_after_it(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    texts = _texts(40)
+    source = write_lines(tmp_path / "in.txt", texts)
+    output = tmp_path / "out.jsonl"
+    # Slow answers: when Ctrl-C comes, requests are in flight at the emulator for ~0.5 s.
+    emulator.configure(latency=0.5)
+    process = _start(source, output, emulator)
+    try:
+        wait_until(lambda: len(complete_lines(output)) >= 2, 30, "2 lines in OUTPUT")
+        wait_until(lambda: emulator.stats.in_flight >= 1, 30, "a request in flight")
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+    assert process.returncode == 130, err
+    written = len(read_output(output))
+    summary = [line for line in err.splitlines() if "embedded" in line]
+    assert summary == [line for line in summary if line.startswith("phospho-embed embed: ")]
+    assert len(summary) == 1, err
+    assert f"interrupted: {written} embedded, 0 already present" in summary[0]
+    # The summary is the last line: printed once the requests in flight were written.
+    assert err.strip().splitlines()[-1] == summary[0]
