@@ -14,6 +14,7 @@ schedulers) the bound is a semaphore of this process.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -128,7 +129,8 @@ def embed_texts(
 ) -> TextsResult:
     """Embed one partition's texts under the cluster-wide bound, in order.
 
-    A text that is not a non-empty string gets its error without being sent; identical texts
+    A null (``None``, NaN, ``pd.NA``), a non-string or a blank text gets its error without
+    being sent; identical texts
     are sent once; a text that still fails after its retries gets ``None`` and its error.
     ``known`` vectors (from an earlier run) are reused, not sent.
 
@@ -141,8 +143,11 @@ def embed_texts(
     errors: list[str | None] = [None] * len(texts)
     wanted: dict[str, None] = {}
     for index, text in enumerate(texts):
+        if _is_null(text):
+            errors[index] = f"ValueError: row {index} of its partition is null: no text to embed"
+            continue
         try:
-            checked = wire.check_text(text, f"row {index}")
+            checked = wire.check_text(text, f"row {index} of its partition")
         except (TypeError, ValueError) as exc:
             errors[index] = describe(exc)
             continue
@@ -160,6 +165,14 @@ def embed_texts(
         else:
             result.vectors[index] = outcome
     return result
+
+
+def _is_null(value: object) -> bool:
+    # None, and the missing values of pandas columns: NaN (object columns) and pd.NA
+    # (string columns), without importing pandas here.
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return True
+    return type(value).__name__ == "NAType"
 
 
 def _send(
