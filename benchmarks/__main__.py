@@ -16,7 +16,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from benchmarks import clinc150, discovery, overhead, scaling, throttling, throughput, vectors
+from benchmarks import (
+    clinc150,
+    dask_scale,
+    discovery,
+    overhead,
+    scaling,
+    throttling,
+    throughput,
+    vectors,
+)
 from benchmarks._harness import machine
 from benchmarks._page import Section, goal_lines, render
 
@@ -26,6 +35,7 @@ SCENARIOS: dict[str, tuple[Callable[[Any], Section], object, object]] = {
     "overhead": (overhead.run, overhead.FULL, overhead.QUICK),
     "scaling": (scaling.run, scaling.FULL, scaling.QUICK),
     "throttling": (throttling.run, throttling.FULL, throttling.QUICK),
+    "dask": (dask_scale.run, dask_scale.FULL, dask_scale.QUICK),
     "clinc150": (clinc150.run, clinc150.FULL, clinc150.QUICK),
     "discovery": (discovery.run, discovery.FULL, discovery.QUICK),
     "vectors": (vectors.run, vectors.FULL, vectors.QUICK),
