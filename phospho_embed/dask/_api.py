@@ -59,7 +59,10 @@ def embed_frame(
         max_concurrency: requests in flight across the whole cluster (a
             ``distributed.Semaphore``), whatever the number of workers and threads. With
             Dask's local schedulers it bounds this process.
-        embedding_column, error_column: the names of the two new columns.
+        embedding_column: the name of the new column of vectors (``None`` where a text
+            failed).
+        error_column: the name of the new column saying why a text failed (``None`` where
+            it did not).
         bound_name: the cluster-wide semaphore's name; calls sharing a name share one bound
             (default: ``"phospho-embed/<max_concurrency>"``).
         **settings: any other `ClientOptions` field (``api_key``, ``base_url``,

@@ -15,6 +15,7 @@ import pytest
 
 from benchmarks import (
     clinc150,
+    dask_scale,
     discovery,
     overhead,
     scaling,
@@ -90,6 +91,15 @@ def _made_up(semantic: bool) -> dict[str, Section]:
             dict.fromkeys(kinds, methods),
             [discovery.ScalingRow(1_000, 1.0, 10, 0.9, 2.0, 6.0)],
             kinds[0],
+        ),
+        "dask": dask_scale.DaskScale(
+            dask_scale.QUICK,
+            [
+                dask_scale.Row(f"{side}-{k}", side, k, 100, 2.0, 80.0, k, 0, leases)
+                for k in dask_scale.QUICK.ks
+                for side, leases in (("process", None), ("cluster", 40))
+            ],
+            1.2e-3,
         ),
         "vectors": vectors.Vectors(
             vectors.QUICK,
@@ -174,13 +184,14 @@ def test_the_page_renders_every_section_with_every_field_filled(
         "## Intent classification on CLINC150",
         "## Intent discovery on CLINC150",
         "## Emulator CPU per vector",
+        "## Dask: one bound for a whole cluster",
     ):
         assert f"\n{heading}\n" in f"\n{text}\n", heading
     assert "in --quick mode" in text
     assert ("**Semantic vectors are not installed" in text) is not semantic
     # Every goal in the summary; most in their section too.
     goals = [goal for section in sections.values() for goal in section.goals()]
-    assert len(goals) == (11 if semantic else 10)
+    assert len(goals) == (12 if semantic else 11)
     for goal in goals:
         assert text.count(f"| {goal.statement} | {goal.measured} | ") >= 1, goal
     # Every row of a table is on the page under its label (a sweep point is a cell of its
