@@ -17,7 +17,7 @@ import httpx
 
 from phospho_embed._async_client import AsyncPhosphoClient
 from phospho_embed._client import PhosphoClient
-from phospho_embed._core import Usage
+from phospho_embed._core import ClientCore, Usage
 from phospho_embed._options import ClientOptions
 
 #: What a client was built from: the options and the injected httpx client, if any.
@@ -36,8 +36,9 @@ class Clients:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._live: dict[type, _Entry] = {}  # by client class
-        # Usage of the clients already replaced or closed, so that usage never goes back.
-        self._retired = Usage()
+        # The counters of the clients already replaced or closed (a call may still be running
+        # on one), so that usage counts every request and never goes back.
+        self._retired: list[ClientCore] = []
 
     def __reduce__(self) -> tuple[type[Clients], tuple[()]]:
         return (Clients, ())
@@ -72,7 +73,9 @@ class Clients:
     def usage(self) -> Usage:
         """Requests, retries and tokens of every client this holder has had."""
         with self._lock:
-            total = self._retired
+            total = Usage()
+            for core in self._retired:
+                total += core.usage
             for _, client in self._live.values():
                 total += client.usage
             return total
@@ -102,7 +105,7 @@ class Clients:
         # Not closed here: another thread may still be using it. Its pools close when it
         # is garbage collected (or with its event loop).
         if entry is not None:
-            self._retired += entry[1].usage
+            self._retired.append(entry[1]._core)
 
 
 def _same(built: _Key, wanted: _Key) -> bool:

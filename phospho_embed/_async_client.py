@@ -142,7 +142,7 @@ class AsyncPhosphoClient(ClientBase[httpx.AsyncClient]):
         stopping the call, ``deadline`` and ``resume_from``, and `BatchEmbeddingError`
         keeping every vector that arrived. Cancelling the call cancels its requests.
         """
-        batch = Batch(texts, **options)
+        batch = Batch(texts, dimension=self._core.dimension, **options)
         if batch.distinct:
             self._core.headers()  # a missing key fails here, before any request
             pools = await self._pools()
@@ -237,9 +237,10 @@ class AsyncPhosphoClient(ClientBase[httpx.AsyncClient]):
             async with http.stream(
                 "POST", url, content=body, headers=headers, timeout=timeout
             ) as answer:
-                async for chunk in answer.aiter_bytes():
-                    reader.add(chunk)
-                return core.accept(answer.status_code, answer.headers, reader.body())
+                # No local holds the raw answer: a traceback with its locals would show it.
+                return core.accept(
+                    answer.status_code, answer.headers, await reader.aread(answer.aiter_bytes())
+                )
         except Exception as exc:  # failure() raises again what is not ours
             return core.failure(exc, self._closed)
 

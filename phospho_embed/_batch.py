@@ -143,13 +143,14 @@ class Batch:
         on_embedding: ResultCallback | None = None,
         deadline: float | None = None,
         resume_from: BatchEmbeddingError | Sequence[Vector | None] | None = None,
+        dimension: int | None = None,
     ) -> None:
         checked = wire.check_texts(texts)
         self._positions: dict[str, list[int]] = {}
         for index, text in enumerate(checked):
             self._positions.setdefault(text, []).append(index)
         self._results = BatchResults(checked)
-        self._results.vectors.update(_resumed(checked, self._positions, resume_from))
+        self._results.vectors.update(_resumed(checked, self._positions, resume_from, dimension))
         pending = [text for text in self._positions if text not in self._results.vectors]
         self.distinct = len(pending)
         """How many requests the batch needs (one per distinct text not already resumed)."""
@@ -240,12 +241,14 @@ def _resumed(
     texts: Sequence[str],
     positions: dict[str, list[int]],
     previous: BatchEmbeddingError | Sequence[Vector | None] | None,
+    dimension: int | None,
 ) -> dict[str, Vector]:
-    """The vectors an earlier attempt at the same texts already got, by text.
+    """The vectors an earlier attempt at the same texts already got, by text (as floats).
 
     Raises:
         ValueError: ``previous`` comes from a call on other texts, or holds an entry that is
-            not a vector (a string, NaN, ``[]``, a length unlike the others').
+            not a vector (a string, NaN, ``[]``, a length unlike the others' or unlike the
+            ``dimension`` of the client's vectors).
     """
     if previous is None:
         return {}
@@ -263,19 +266,22 @@ def _resumed(
             f"resume_from holds {len(embeddings)} results for {len(texts)} texts: "
             "pass the same texts as the call that raised it"
         )
-    dimension = None
+    checked: list[Vector | None] = []
     for index, entry in enumerate(embeddings):
         if entry is None:
+            checked.append(None)
             continue
         if not _is_vector(entry) or dimension not in (None, len(entry)):
+            what = f"{dimension} numbers, as this client's" if dimension else "one length"
             raise ValueError(
                 f"resume_from[{index}] is not a vector like the others (a non-empty list of "
-                "finite numbers of one length): it cannot be returned as an embedding"
+                f"finite numbers of {what}): it cannot be returned as an embedding"
             )
         dimension = len(entry)
+        checked.append([float(x) for x in entry])
     vectors: dict[str, Vector] = {}
     for text, indices in positions.items():
-        vector = next((embeddings[i] for i in indices if embeddings[i] is not None), None)
+        vector = next((checked[i] for i in indices if checked[i] is not None), None)
         if vector is not None:
             vectors[text] = vector
     return vectors
@@ -285,5 +291,5 @@ def _is_vector(entry: object) -> bool:
     return (
         isinstance(entry, list)
         and len(entry) > 0
-        and all(type(x) in (float, int) and math.isfinite(x) for x in entry)
+        and all(type(x) in (float, int) and math.isfinite(x) for x in entry)  # no bool
     )

@@ -6,7 +6,6 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable
-from concurrent.futures import CancelledError, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import httpx
@@ -44,11 +43,9 @@ class PhosphoClient(ClientBase[httpx.Client]):
         # Also run in a child process after os.fork(): the parent's threads, locks and
         # connections are not the child's to use.
         self._http = self._injected_http
-        self._workers = threading.local()  # marks this client's worker threads
         # One slot per request in flight: bounds embed() from many threads and concurrent
         # embed_many() calls together, under the limit that adapts to 429s.
         self._gate = ThreadGate(self._core.limit)
-        self._executor: ThreadPoolExecutor | None = None
         self._setup_lock = threading.Lock()
 
     # -- public API -----------------------------------------------------------------------
@@ -97,37 +94,44 @@ class PhosphoClient(ClientBase[httpx.Client]):
                 401/402/403 that stopped the call, if one did.
             PhosphoError: the 401/402/403 error when it stopped the call before any vector.
         """
-        if getattr(self._workers, "active", False):
-            # Every worker would wait for this call, and this call for a free worker.
-            raise RuntimeError(
-                "embed_many was called from inside a callback (progress, on_embedding) of "
-                "the same PhosphoClient's embed_many, which would wait forever: call it "
-                "after the outer call returns, or use another client"
-            )
-        batch = Batch(texts, **options)
+        batch = Batch(texts, dimension=self._core.dimension, **options)
         if batch.distinct:
             self._core.headers()  # a missing key fails here, before any thread starts
-            executor = self._pool()
-            workers = min(batch.distinct, self._core.options.max_concurrency)
+            self._client()  # and a closed client
+            # Threads of this call's own (not a shared pool): concurrent calls on one client
+            # then run side by side under its one bound, instead of queueing for workers.
+            # Not daemons: at exit, Python waits for the requests in flight to land.
+            failures: list[BaseException] = []
+            workers = [
+                threading.Thread(
+                    target=self._work, args=(batch, failures), name="phospho-embed-worker"
+                )
+                for _ in range(min(batch.distinct, self._core.options.max_concurrency))
+            ]
             try:
-                futures = [executor.submit(self._work, batch) for _ in range(workers)]
-                for future in futures:
-                    future.result()
-            except CancelledError:  # close() from another thread cancelled queued workers
-                batch.abort(self._core.closed_error())
+                for worker in workers:
+                    worker.start()
+                for worker in workers:
+                    worker.join()
             finally:
                 # On an interrupt or a bug, workers finish their current request and take
                 # no other; on success this changes nothing.
                 batch.stop.set()
+            if failures:
+                raise failures[0]  # a bug in a callback, with its traceback
         return batch.result()
 
     def close(self) -> None:
-        """Release the thread pool and the connection pool (an injected client stays open)."""
+        """Release the connection pool (an injected client stays open). A call running
+        meanwhile sends nothing more and ends with `ClientClosedError`, keeping every vector
+        that arrived: the requests in flight are paid for, so the pool closes when they end."""
         self._closed = True
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-        if self._injected_http is None and self._http is not None:
-            self._http.close()
+        self._close_if_idle()
+
+    def _close_if_idle(self) -> None:
+        with self._setup_lock:
+            if self._injected_http is None and self._http is not None and self._gate.idle:
+                self._http.close()
 
     def __enter__(self) -> PhosphoClient:
         return self
@@ -137,15 +141,19 @@ class PhosphoClient(ClientBase[httpx.Client]):
 
     # -- I/O ------------------------------------------------------------------------------
 
-    def _work(self, batch: Batch) -> None:
-        """One worker of an ``embed_many`` call: request texts until none is left."""
-        self._workers.active = True
-        while (text := batch.next_text()) is not None:
-            try:
-                outcome: list[float] | PhosphoError = self._request(text, batch)
-            except PhosphoError as exc:
-                outcome = exc
-            batch.record(text, outcome)
+    def _work(self, batch: Batch, failures: list[BaseException]) -> None:
+        """One worker of an ``embed_many`` call: request texts until none is left. Anything
+        but a `PhosphoError` (a bug in a callback) stops the call and is raised by it."""
+        try:
+            while (text := batch.next_text()) is not None:
+                try:
+                    outcome: list[float] | PhosphoError = self._request(text, batch)
+                except PhosphoError as exc:
+                    outcome = exc
+                batch.record(text, outcome)
+        except BaseException as exc:  # handed to the calling thread
+            failures.append(exc)
+            batch.stop.set()
 
     def _request(self, text: str, batch: Batch | None) -> list[float]:
         """One text, with retries; the vector or the last attempt's error."""
@@ -154,8 +162,12 @@ class PhosphoClient(ClientBase[httpx.Client]):
         headers, body = core.headers(), core.body(text)
         attempts = core.attempts(batch)
         while True:
+            if self._closed:  # nothing is sent once the client is closed, retries included
+                raise core.closed_error()
             with self._gate.slot(attempts.wait_limit()) as slot:
                 slot.outcome = self._attempt(http, headers, body, attempts.send())
+            if self._closed:  # closed while this request was in flight
+                self._close_if_idle()
             step = attempts.received(slot.outcome)
             if not isinstance(step, Sleep):
                 return step
@@ -171,9 +183,10 @@ class PhosphoClient(ClientBase[httpx.Client]):
         url, timeout = core.options.url, core.httpx_timeout(seconds)
         try:
             with http.stream("POST", url, content=body, headers=headers, timeout=timeout) as answer:
-                for chunk in answer.iter_bytes():
-                    reader.add(chunk)
-                return core.accept(answer.status_code, answer.headers, reader.body())
+                # No local holds the raw answer: a traceback with its locals would show it.
+                return core.accept(
+                    answer.status_code, answer.headers, reader.read(answer.iter_bytes())
+                )
         except Exception as exc:  # failure() raises again what is not ours
             return core.failure(exc, self._closed)
 
@@ -192,15 +205,3 @@ class PhosphoClient(ClientBase[httpx.Client]):
                     # A client dropped without close() still closes its sockets.
                     weakref.finalize(self, self._http.close)
         return self._http
-
-    def _pool(self) -> ThreadPoolExecutor:
-        self._client()  # fail on a closed client before queuing work
-        if self._executor is None:
-            with self._setup_lock:
-                if self._executor is None:
-                    self._executor = ThreadPoolExecutor(
-                        max_workers=self._core.options.max_concurrency,
-                        thread_name_prefix="phospho-embed",
-                    )
-                    weakref.finalize(self, self._executor.shutdown, wait=False)
-        return self._executor

@@ -15,7 +15,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
@@ -155,10 +155,10 @@ class ClientCore:
         `ClientClosedError`. Anything else is a bug, raised again."""
         if isinstance(exc, PhosphoError):
             return exc
+        if closed and isinstance(exc, (httpx.HTTPError, RuntimeError)):
+            return self.closed_error()  # the pool was closed under the request
         if isinstance(exc, httpx.HTTPError):
             return self.transport_error(exc)
-        if isinstance(exc, RuntimeError) and closed:
-            return self.closed_error()
         raise exc
 
     def timeout_error(self, what: str) -> APITimeoutError:
@@ -206,6 +206,18 @@ class BodyReader:
         self._seconds = seconds
         self._chunks: list[bytes] = []
         self._size = 0
+
+    def read(self, chunks: Iterator[bytes]) -> bytes:
+        """Read a sync answer's body (``response.iter_bytes()``) to the end."""
+        for chunk in chunks:
+            self.add(chunk)
+        return self.body()
+
+    async def aread(self, chunks: AsyncIterator[bytes]) -> bytes:
+        """Read an async answer's body (``response.aiter_bytes()``) to the end."""
+        async for chunk in chunks:
+            self.add(chunk)
+        return self.body()
 
     def add(self, chunk: bytes) -> None:
         """Keep one chunk.

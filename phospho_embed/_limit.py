@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
+from collections import deque
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager, suppress
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
 from phospho_embed.errors import PhosphoError, RateLimitError
@@ -88,13 +88,106 @@ class Slot:
     outcome: Outcome = None
 
 
-class ThreadGate:
-    """Makes threads wait for a slot under an `AdaptiveLimit`."""
+class _Ticket:
+    """A caller waiting for a slot. A release hands a free slot straight to the first
+    ticket (first come, first served), so a call that arrives while another keeps every
+    slot busy is not starved, and a release wakes one waiter, not all of them."""
+
+    __slots__ = ("epoch", "granted", "loop", "wake")
+
+    def __init__(
+        self,
+        wake: threading.Event | asyncio.Future[None],
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self.wake = wake
+        self.loop = loop
+        self.granted = False
+        self.epoch = 0
+
+
+class _Gate:
+    """The slot accounting shared by `ThreadGate` and `AsyncGate` (thread-safe)."""
 
     def __init__(self, limit: AdaptiveLimit) -> None:
         self._limit = limit
         self._active = 0
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
+        self._waiters: deque[_Ticket] = deque()
+
+    @property
+    def idle(self) -> bool:
+        """Whether no request holds a slot."""
+        return self._active == 0
+
+    def _take_or_queue(self, ticket: _Ticket) -> int | None:
+        """The epoch of a free slot taken now, or ``None`` with ``ticket`` queued."""
+        with self._lock:
+            if self._active < self._limit.current and not self._waiters:
+                self._active += 1
+                return self._limit.epoch
+            self._waiters.append(ticket)
+            return None
+
+    def _settle(self, ticket: _Ticket) -> int | None:
+        """After a wait: the epoch if ``ticket`` was given a slot, else ``None`` (dequeued)."""
+        with self._lock:
+            if ticket.granted:
+                return ticket.epoch
+            self._waiters.remove(ticket)
+            return None
+
+    def _give_back(self, ticket: _Ticket) -> None:
+        """A waiter that stops waiting (cancelled) frees the slot it may have been given."""
+        with self._lock:
+            if ticket.granted:
+                self._active -= 1
+                self._grant()
+            else:
+                self._waiters.remove(ticket)
+
+    def _release(self, held: Slot) -> None:
+        assert held.epoch is not None
+        self._limit.record(held.epoch, held.outcome)
+        with self._lock:
+            self._active -= 1
+            self._grant()
+
+    def _grant(self) -> None:
+        """Hand free slots to the first waiters (lock held)."""
+        while self._waiters and self._active < self._limit.current:
+            ticket = self._waiters.popleft()
+            ticket.granted, ticket.epoch = True, self._limit.epoch
+            self._active += 1
+            if not _wake(ticket):
+                ticket.granted = False  # its event loop has closed: nobody waits there
+                self._active -= 1
+
+
+def _wake(ticket: _Ticket) -> bool:
+    """Wake a ticket's owner; ``False`` when its event loop has closed."""
+    wake = ticket.wake
+    if isinstance(wake, threading.Event):
+        wake.set()
+        return True
+    if ticket.loop is _running_loop():
+        _resolve(wake)
+        return True
+    try:
+        assert ticket.loop is not None
+        ticket.loop.call_soon_threadsafe(_resolve, wake)
+    except RuntimeError:
+        return False
+    return True
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class ThreadGate(_Gate):
+    """Makes threads wait for a slot under an `AdaptiveLimit`."""
 
     @contextmanager
     def slot(self, timeout: float | None) -> Iterator[Slot]:
@@ -108,37 +201,26 @@ class ThreadGate:
                 self._release(held)
 
     def _acquire(self, timeout: float | None) -> int | None:
-        ends_at = None if timeout is None else time.monotonic() + timeout
-        with self._changed:
-            while self._active >= self._limit.current:
-                left = None if ends_at is None else ends_at - time.monotonic()
-                if left is not None and left <= 0:
-                    return None
-                self._changed.wait(left)
-            self._active += 1
-            return self._limit.epoch
-
-    def _release(self, held: Slot) -> None:
-        assert held.epoch is not None
-        self._limit.record(held.epoch, held.outcome)
-        with self._changed:
-            self._active -= 1
-            self._changed.notify_all()
+        ticket = _Ticket(threading.Event())
+        epoch = self._take_or_queue(ticket)
+        if epoch is not None:
+            return epoch
+        assert isinstance(ticket.wake, threading.Event)
+        try:
+            ticket.wake.wait(timeout)
+        except BaseException:  # Ctrl-C in the main thread: hand on a slot given meanwhile
+            self._give_back(ticket)
+            raise
+        return self._settle(ticket)
 
 
-class AsyncGate:
+class AsyncGate(_Gate):
     """Makes tasks wait for a slot under an `AdaptiveLimit`, across every event loop and
     thread that shares it: one client keeps one bound, however many loops run it.
 
     A waiting task sleeps on a future of its own loop; a release from another loop wakes it
     through ``call_soon_threadsafe``.
     """
-
-    def __init__(self, limit: AdaptiveLimit) -> None:
-        self._limit = limit
-        self._active = 0
-        self._lock = threading.Lock()
-        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
     @asynccontextmanager
     async def slot(self, timeout: float | None) -> AsyncIterator[Slot]:
@@ -154,44 +236,19 @@ class AsyncGate:
 
     async def _acquire(self, timeout: float | None) -> int | None:
         loop = asyncio.get_running_loop()
-        ends_at = None if timeout is None else loop.time() + timeout
-        while True:
-            with self._lock:
-                if self._active < self._limit.current:
-                    self._active += 1
-                    return self._limit.epoch
-                waiter = loop.create_future()
-                self._waiters.append((loop, waiter))
-            try:
-                if ends_at is None:
-                    await waiter
-                else:
-                    await asyncio.wait_for(waiter, ends_at - loop.time())
-            except TimeoutError:
-                return None
-            finally:
-                with self._lock:
-                    if (loop, waiter) in self._waiters:
-                        self._waiters.remove((loop, waiter))
-
-    def _release(self, held: Slot) -> None:
-        assert held.epoch is not None
-        self._limit.record(held.epoch, held.outcome)
-        with self._lock:
-            self._active -= 1
-            waiters, self._waiters = self._waiters, []
-        current = _running_loop()
-        for loop, waiter in waiters:  # every waiter checks again: the limit may have grown
-            if loop is current:
-                _wake(waiter)
-            else:
-                with suppress(RuntimeError):  # that loop has closed: nobody waits there
-                    loop.call_soon_threadsafe(_wake, waiter)
-
-
-def _wake(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
+        ticket = _Ticket(loop.create_future(), loop)
+        epoch = self._take_or_queue(ticket)
+        if epoch is not None:
+            return epoch
+        assert isinstance(ticket.wake, asyncio.Future)
+        try:
+            await asyncio.wait_for(ticket.wake, timeout)
+        except (TimeoutError, asyncio.TimeoutError):  # one class since 3.11, two before
+            pass
+        except BaseException:  # cancelled: a slot given meanwhile goes to the next waiter
+            self._give_back(ticket)
+            raise
+        return self._settle(ticket)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

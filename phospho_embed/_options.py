@@ -16,6 +16,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from phospho_embed.errors import MissingAPIKeyError
 from phospho_embed.wire import DEFAULT_BASE_URL, DEFAULT_MODEL, RetryPolicy
@@ -57,6 +58,12 @@ class Secret:
     def __reduce__(self) -> tuple[object, ...]:
         # Pickling a secret is how keys end up in caches and logs: refuse.
         raise TypeError("a Secret (the API key) cannot be pickled")
+
+    def __copy__(self) -> Secret:
+        return self  # immutable: copies (copy.deepcopy, dataclasses.asdict) share it
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Secret:
+        return self
 
 
 def _setting(
@@ -165,7 +172,7 @@ class ClientOptions:
         }
         for name, value in resolved.items():
             object.__setattr__(self, name, value)  # frozen: the one place values are set
-        if not isinstance(self.model, str) or not self.model:
+        if not isinstance(self.model, str) or not self.model.strip():
             raise ValueError("model must be a non-empty string")
         if self.project_id is not None and not isinstance(self.project_id, str):
             raise TypeError(f"project_id must be a str, got {type(self.project_id).__name__}")
@@ -259,13 +266,29 @@ def _resolve_key(value: object) -> Secret | None:
         value = os.environ.get(API_KEY_ENV)
     if value is not None and not isinstance(value, str):
         raise TypeError(f"api_key must be a str, got {type(value).__name__}")
-    return Secret(value) if value else None
+    if not value:
+        return None
+    # A key read from a file often ends with a newline: a header cannot carry it, and
+    # httpx's error would quote the whole header, key included.
+    value = value.strip()
+    if not value.isascii() or not value.isprintable():
+        raise ValueError(
+            "api_key holds a character an HTTP header cannot carry (a non-ASCII or control "
+            "character inside it); check how the key was copied"
+        )
+    return Secret(value)
 
 
 def _check_url(url: object) -> str:
     url = url or DEFAULT_BASE_URL
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise ValueError(f"base_url must start with http:// or https://, got {url!r}")
+    parts = urlsplit(url)
+    if not parts.hostname or parts.query or parts.fragment:
+        raise ValueError(
+            f"base_url must be the API root, a host and a path such as {DEFAULT_BASE_URL} "
+            f"(no query or fragment), got {url!r}"
+        )
     return url.rstrip("/")
 
 

@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     server.add_argument(
         "--port",
-        type=int,
+        type=_port,
         default=8000,
         help="port to listen on, 0 for any free one (default: %(default)s)",
     )
@@ -160,3 +160,11 @@ def _on_sigterm(callback: Callable[[], None]) -> Callable[[], None]:
         signal.signal(signal.SIGTERM, previous)
 
     return restore
+
+
+def _port(value: str) -> int:
+    """argparse type: a TCP port, 0 to 65535 (0: any free one)."""
+    port = int(value)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 0 to 65535, got {port}")
+    return port

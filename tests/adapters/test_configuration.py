@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -187,3 +189,19 @@ def test_a_deep_copied_retriever_embeds_with_its_own_clients(emulator: Emulator)
     assert copied is not embeddings
     assert copied.usage.requests == 1  # the copy's own client sent the query
     assert embeddings.usage.requests == 2  # the original's: the two texts only
+
+
+def test_usage_counts_the_requests_of_clients_replaced_mid_call(
+    adapter: Adapter, emulator: Emulator
+) -> None:
+    model = adapter.make(emulator, max_concurrency=4)
+    emulator.configure(latency=0.05)
+    texts = [f"text {i}" for i in range(40)]
+    running = threading.Thread(target=adapter.embed, args=(model, texts))
+    running.start()
+    while emulator.stats.in_flight == 0:
+        time.sleep(0.005)
+    model.max_concurrency = 8  # a new client; the running call keeps the old one
+    assert adapter.embed_one(model, "meanwhile") == vectors(["meanwhile"])[0]
+    running.join()
+    assert model.usage.requests == emulator.stats.by_status[200] == 41

@@ -181,27 +181,41 @@ def test_the_key_is_not_in_a_traceback_formatted_with_its_locals(emulator: Emula
 # --- concurrency and process edge cases ------------------------------------------------------
 
 
-def test_embed_many_from_its_own_callback_is_an_error_not_a_hang(emulator: Emulator) -> None:
+def test_embed_many_from_its_own_callback_works_and_never_hangs(emulator: Emulator) -> None:
     client = PhosphoClient(api_key="k", base_url=emulator.base_url, max_concurrency=2)
-    outcome: list[BaseException | None] = []
+    inner: list[list[list[float]]] = []
+    outcome: list[object] = []
 
     def nested(index: int, vector: list[float]) -> None:
-        client.embed_many(["inner"])
+        inner.append(client.embed_many([f"inner {index}", "shared"]))
 
     def run() -> None:
         try:
-            client.embed_many(["a", "b", "c"], on_embedding=nested)
-            outcome.append(None)
-        except BaseException as error:
+            outcome.append(client.embed_many(["a", "b", "c"], on_embedding=nested))
+        except BaseException as error:  # the test inspects it
             outcome.append(error)
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     thread.join(20)
     assert not thread.is_alive(), "embed_many hung"
-    assert isinstance(outcome[0], RuntimeError)
-    assert "inside a callback" in str(outcome[0])
-    assert client.embed("still usable") == vec("still usable")
+    assert outcome == [[vec("a"), vec("b"), vec("c")]]
+    assert sorted(v[0] for v in inner) == sorted(vec(f"inner {i}") for i in range(3))
+
+
+def test_concurrent_calls_on_one_client_run_side_by_side(emulator: Emulator) -> None:
+    # A small call next to a bulk one shares the bound instead of queueing behind it.
+    emulator.configure(latency=0.1)
+    client = PhosphoClient(api_key="k", base_url=emulator.base_url, max_concurrency=4)
+    bulk = threading.Thread(target=client.embed_many, args=([f"bulk {i}" for i in range(200)],))
+    bulk.start()
+    try:
+        while emulator.stats.in_flight < 4:
+            time.sleep(0.01)
+        assert client.embed_many(["small"], deadline=2.0) == [vec("small")]
+        assert emulator.stats.inputs.get("bulk 199") is None  # the bulk call is still going
+    finally:
+        bulk.join()
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
@@ -244,6 +258,7 @@ def test_close_during_embed_many_ends_it_with_what_arrived(emulator: Emulator) -
     kept = [(t, v) for t, v in zip(texts, error.embeddings, strict=True) if v is not None]
     assert kept
     assert all(v == vec(t) for t, v in kept)
+    assert len(kept) == emulator.stats.by_status[200]  # every answer paid for is kept
     with pytest.raises(ClientClosedError):
         client.embed("after close")
 
@@ -308,3 +323,30 @@ def test_loopback_in_any_spelling_gets_no_plain_http_warning(url: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         PhosphoClient(base_url=url)
+
+
+@pytest.mark.wire
+def test_a_key_echoed_in_a_single_embed_is_not_in_traceback_locals(make_client: MakeClient) -> None:
+    def echo(request: bytes) -> Iterator[tuple[float, bytes]]:
+        detail = json.dumps({"detail": f"Invalid token: {authorization(request)}"})
+        yield 0, answer("401 Unauthorized", detail.encode(), "Content-Type: application/json")
+
+    with hostile_server(echo) as url:
+        client = make_client(api_key=KEY, base_url=url)
+        with pytest.raises(AuthenticationError) as info:
+            client.embed("a")
+    trace = traceback.TracebackException.from_exception(info.value, capture_locals=True)
+    formatted = "".join(trace.format())
+    assert "[redacted]" in formatted  # the echo is there, redacted
+    assert KEY not in formatted
+
+
+def test_resume_from_refuses_vectors_of_another_dimension_than_the_clients(
+    make_client: MakeClient,
+) -> None:
+    client = make_client()
+    client.embed("warm up: the client now knows its vectors' length")
+    with pytest.raises(ValueError, match="1536 numbers, as this client's"):
+        client.embed_many(["a", "b"], resume_from=[[0.1] * 8, None])
+    vectors = client.embed_many(["a", "b"], resume_from=[[1] * 1536, None])
+    assert type(vectors[0][0]) is float  # resumed integers come back as floats

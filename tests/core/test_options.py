@@ -138,3 +138,33 @@ def test_each_adapter_declares_every_setting_with_the_cores_default(
             assert rows[field][1] == _shown(default), field
     # The text the table says about the bound matches what the client does.
     assert not re.search(r"per event loop", " ".join(" ".join(r) for r in rows.values()))
+
+
+@pytest.mark.parametrize(
+    ("settings", "fragment"),
+    [
+        ({"base_url": "http://"}, "must be the API root"),
+        ({"base_url": "https://api.example/v2?x=1"}, "no query or fragment"),
+        ({"model": "   "}, "model must be a non-empty string"),
+        ({"api_key": "sk-new\nline-inside"}, "a character an HTTP header cannot carry"),
+        ({"api_key": "sk-caf\u00e9"}, "a character an HTTP header cannot carry"),
+    ],
+)
+def test_values_a_request_could_not_carry_are_refused_without_showing_the_key(
+    settings: dict[str, Any], fragment: str
+) -> None:
+    with pytest.raises(ValueError, match=fragment) as info:
+        ClientOptions(**settings)
+    assert "sk-" not in str(info.value)
+
+
+def test_a_key_read_from_a_file_loses_its_trailing_newline() -> None:
+    assert ClientOptions(api_key="  sk-from-a-file\n").require_api_key() == "sk-from-a-file"
+
+
+def test_options_copy_and_convert_to_a_dict_without_pickling_the_key() -> None:
+    import copy
+
+    options = ClientOptions(api_key="sk-copied")
+    assert copy.deepcopy(options) == options
+    assert dataclasses.asdict(options)["api_key"] == options.api_key

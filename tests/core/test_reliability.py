@@ -272,7 +272,7 @@ def test_soak_under_mixed_faults_loses_nothing(emulator: Emulator, kind: str) ->
     assert usage.requests == len(batch)  # type: ignore[attr-defined]
     # Every faulted request was retried. A few retries more are possible: after a dropped
     # connection, a pooled connection the server closed can fail before the server counts it.
-    assert faulted <= usage.retries <= faulted * 1.05  # type: ignore[attr-defined]
+    assert faulted <= usage.retries <= faulted * 1.05 + 10  # type: ignore[attr-defined]
     assert stats.dropped > 0
     assert stats.by_status[429] > 0
     assert stats.by_status[503] > 0
