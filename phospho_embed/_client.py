@@ -13,6 +13,7 @@ import httpx
 from phospho_embed import wire
 from phospho_embed._batch import Batch, BatchOptions
 from phospho_embed._core import ClientBase
+from phospho_embed._deadline import attempt_ends_at, bound_sockets
 from phospho_embed._limit import ThreadGate
 from phospho_embed._retry import Sleep
 from phospho_embed.errors import PhosphoError
@@ -182,7 +183,10 @@ class PhosphoClient(ClientBase[httpx.Client]):
         reader = core.reader(seconds)
         url, timeout = core.options.url, core.httpx_timeout(seconds)
         try:
-            with http.stream("POST", url, content=body, headers=headers, timeout=timeout) as answer:
+            with (
+                attempt_ends_at(reader.ends_at),
+                http.stream("POST", url, content=body, headers=headers, timeout=timeout) as answer,
+            ):
                 # No local holds the raw answer: a traceback with its locals would show it.
                 return core.accept(
                     answer.status_code, answer.headers, reader.read(answer.iter_bytes())
@@ -202,6 +206,7 @@ class PhosphoClient(ClientBase[httpx.Client]):
                         timeout=self._core.httpx_timeout(self._core.options.timeout),
                         limits=self._core.httpx_limits(),
                     )
+                    bound_sockets(self._http)
                     # A client dropped without close() still closes its sockets.
                     weakref.finalize(self, self._http.close)
         return self._http

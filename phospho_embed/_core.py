@@ -202,7 +202,7 @@ class BodyReader:
     timeouts are per read: a server trickling a byte at a time never trips them)."""
 
     def __init__(self, ends_at: float, seconds: float) -> None:
-        self._ends_at = ends_at
+        self.ends_at = ends_at
         self._seconds = seconds
         self._chunks: list[bytes] = []
         self._size = 0
@@ -237,7 +237,7 @@ class BodyReader:
 
     def check_time(self) -> None:
         """Raise ``httpx.ReadTimeout`` when the attempt has run past its time."""
-        if time.monotonic() > self._ends_at:
+        if time.monotonic() > self.ends_at:
             raise httpx.ReadTimeout(f"the answer took longer than {self._seconds:g}s")
 
     def body(self) -> bytes:

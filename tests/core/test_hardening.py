@@ -350,3 +350,18 @@ def test_resume_from_refuses_vectors_of_another_dimension_than_the_clients(
         client.embed_many(["a", "b"], resume_from=[[0.1] * 8, None])
     vectors = client.embed_many(["a", "b"], resume_from=[[1] * 1536, None])
     assert type(vectors[0][0]) is float  # resumed integers come back as floats
+
+
+@pytest.mark.wire
+def test_trickling_headers_are_cut_at_the_timeout_too(make_client: MakeClient) -> None:
+    def trickle(_: bytes) -> Iterator[tuple[float, bytes]]:
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Slow: " + b"y" * 40
+        for byte in head:  # a byte every 0.25 s: 10 s before the headers even end
+            yield 0.25, bytes([byte])
+
+    with hostile_server(trickle) as url:
+        client = make_client(api_key=KEY, base_url=url, timeout=1.0, max_retries=0)
+        started = time.monotonic()
+        with pytest.raises(APITimeoutError, match="timed out"):
+            client.embed("a")
+        assert time.monotonic() - started < 5
