@@ -6,6 +6,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import httpx
@@ -99,27 +100,21 @@ class PhosphoClient(ClientBase[httpx.Client]):
         if batch.distinct:
             self._core.headers()  # a missing key fails here, before any thread starts
             self._client()  # and a closed client
-            # Threads of this call's own (not a shared pool): concurrent calls on one client
-            # then run side by side under its one bound, instead of queueing for workers.
-            # Not daemons: at exit, Python waits for the requests in flight to land.
-            failures: list[BaseException] = []
-            workers = [
-                threading.Thread(
-                    target=self._work, args=(batch, failures), name="phospho-embed-worker"
-                )
-                for _ in range(min(batch.distinct, self._core.options.max_concurrency))
-            ]
+            # A pool of this call's own (not one shared by every call): concurrent calls on
+            # one client then run side by side under its one bound, instead of queueing for
+            # workers. At exit, Python waits for executor threads, so after Ctrl-C the
+            # requests in flight still land (the command line relies on it).
+            workers = min(batch.distinct, self._core.options.max_concurrency)
+            pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="phospho-embed")
             try:
-                for worker in workers:
-                    worker.start()
-                for worker in workers:
-                    worker.join()
+                futures = [pool.submit(self._work, batch) for _ in range(workers)]
+                for future in futures:
+                    future.result()  # a bug in a callback is raised here
             finally:
                 # On an interrupt or a bug, workers finish their current request and take
                 # no other; on success this changes nothing.
                 batch.stop.set()
-            if failures:
-                raise failures[0]  # a bug in a callback, with its traceback
+                pool.shutdown(wait=False)
         return batch.result()
 
     def close(self) -> None:
@@ -142,7 +137,7 @@ class PhosphoClient(ClientBase[httpx.Client]):
 
     # -- I/O ------------------------------------------------------------------------------
 
-    def _work(self, batch: Batch, failures: list[BaseException]) -> None:
+    def _work(self, batch: Batch) -> None:
         """One worker of an ``embed_many`` call: request texts until none is left. Anything
         but a `PhosphoError` (a bug in a callback) stops the call and is raised by it."""
         try:
@@ -152,9 +147,9 @@ class PhosphoClient(ClientBase[httpx.Client]):
                 except PhosphoError as exc:
                     outcome = exc
                 batch.record(text, outcome)
-        except BaseException as exc:  # handed to the calling thread
-            failures.append(exc)
-            batch.stop.set()
+        except BaseException:
+            batch.stop.set()  # the other workers take no other text
+            raise
 
     def _request(self, text: str, batch: Batch | None) -> list[float]:
         """One text, with retries; the vector or the last attempt's error."""
