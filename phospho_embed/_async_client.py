@@ -301,6 +301,13 @@ async def _close_with_loop(
         await pools.aclose()
 
 
+#: The closers still to run when a loop is closed by hand, per loop (one wrapper a loop).
+_CLOSERS: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, weakref.WeakSet[AsyncGenerator[None, None]]
+] = weakref.WeakKeyDictionary()
+_CLOSERS_LOCK = threading.Lock()
+
+
 def _close_before_loop_closes(
     loop: asyncio.AbstractEventLoop, closer: AsyncGenerator[None, None]
 ) -> None:
@@ -309,15 +316,25 @@ def _close_before_loop_closes(
     ``loop.run_until_complete(...)`` then ``loop.close()``, as LlamaIndex's ``asyncio_run``
     does in a worker thread, skips the clean-up ``asyncio.run`` does; the pools would then
     keep their sockets until the garbage collector finds them. The loop's ``close`` is
-    wrapped, on this loop object only, to close them first.
+    wrapped once, on this loop object only, to run every client's closer first.
     """
+    with _CLOSERS_LOCK:
+        closers = _CLOSERS.get(loop)
+        if closers is None:
+            closers = _CLOSERS[loop] = weakref.WeakSet()
+            _wrap_close(loop, closers)
+        closers.add(closer)
+
+
+def _wrap_close(
+    loop: asyncio.AbstractEventLoop, closers: weakref.WeakSet[AsyncGenerator[None, None]]
+) -> None:
     close = loop.close
-    closer_ref = weakref.ref(closer)
 
     def close_pools_then_loop() -> None:
-        pending = closer_ref()
-        if pending is not None and not loop.is_running() and not loop.is_closed():
-            loop.run_until_complete(pending.aclose())  # a no-op once it has run
+        if not loop.is_running() and not loop.is_closed():
+            for pending in list(closers):
+                loop.run_until_complete(pending.aclose())  # a no-op once it has run
         close()
 
     with suppress(AttributeError):  # a loop implemented in C (uvloop) takes no new attribute
