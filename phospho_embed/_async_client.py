@@ -16,7 +16,7 @@ import httpx
 
 from phospho_embed import wire
 from phospho_embed._batch import Batch, BatchOptions
-from phospho_embed._core import ClientBase
+from phospho_embed._core import ClientBase, ClientCore
 from phospho_embed._limit import AsyncGate
 from phospho_embed._retry import Sleep
 from phospho_embed.errors import PhosphoError
@@ -78,11 +78,6 @@ class _LoopPools:
         self.pools[index] = fresh
         self._busy[fresh] = 0
         self.retired.append(http)
-
-    async def aclose(self) -> None:
-        """Close every pool, the renewed ones included."""
-        for http in [*self.pools, *self.retired]:
-            await http.aclose()
 
 
 def _pool_sizes(connections: int) -> list[int]:
@@ -257,23 +252,30 @@ class AsyncPhosphoClient(ClientBase[httpx.AsyncClient]):
             pools = _LoopPools([self._injected_http], None, [0])
         else:
             sizes = _pool_sizes(self._core.options.max_concurrency)
-            pools = _LoopPools([self._new_pool(size) for size in sizes], self._new_pool, sizes)
-            # Weakly: a cycle through the generator would let the garbage collector finalize
-            # the sockets before the generator could close them.
-            forget = weakref.WeakMethod(self._forget)
-            pools.closer = _close_with_loop(pools, partial(_call_if_alive, forget, loop))
+            # The factory holds the core, not the client: a reference back to the client
+            # would make a cycle, which the garbage collector breaks sockets first.
+            make = partial(_new_pool, self._core)
+            pools = _LoopPools([make(size) for size in sizes], make, sizes)
+            forget = weakref.WeakMethod(self._forget)  # weakly, for the same reason
+            # The lists, not `pools`: `pools` holds the generator, and a cycle through it
+            # would let the garbage collector finalize the sockets first.
+            pools.closer = _close_with_loop(
+                pools.pools, pools.retired, partial(_call_if_alive, forget, loop)
+            )
             await anext(pools.closer)
             _close_before_loop_closes(loop, pools.closer)
         with self._loops_lock:
             return self._loops.setdefault(loop, pools)
 
-    def _new_pool(self, size: int) -> httpx.AsyncClient:
-        timeout = self._core.httpx_timeout(self._core.options.timeout)
-        return httpx.AsyncClient(timeout=timeout, limits=self._core.httpx_limits(size))
-
     def _forget(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._loops_lock:
             self._loops.pop(loop, None)
+
+
+def _new_pool(core: ClientCore, size: int) -> httpx.AsyncClient:
+    """A connection pool of ``size`` connections for one event loop."""
+    timeout = core.httpx_timeout(core.options.timeout)
+    return httpx.AsyncClient(timeout=timeout, limits=core.httpx_limits(size))
 
 
 def _call_if_alive(
@@ -286,19 +288,21 @@ def _call_if_alive(
 
 
 async def _close_with_loop(
-    pools: _LoopPools, forget: Callable[[], None]
+    pools: list[httpx.AsyncClient], retired: list[httpx.AsyncClient], forget: Callable[[], None]
 ) -> AsyncGenerator[None, None]:
-    """Closes the ``pools`` when their event loop ends.
+    """Closes a loop's ``pools`` (and the ``retired`` ones still open) when the loop ends.
 
     A loop that ends through ``asyncio.run`` (or a notebook kernel restarting) finalizes the
     async generators it started: this one's ``finally`` then closes the pools inside that
-    loop, where it still can, instead of leaving sockets for the garbage collector.
+    loop, where it still can, instead of leaving sockets for the garbage collector. The
+    lists are `_LoopPools`' own, changed in place when a pool is renewed.
     """
     try:
         yield
     finally:
         forget()
-        await pools.aclose()
+        for http in [*pools, *retired]:
+            await http.aclose()
 
 
 #: The closers still to run when a loop is closed by hand, per loop (one wrapper a loop).

@@ -204,3 +204,25 @@ def test_any_async_batch_keeps_order_and_requests_each_text_once(
 
     assert asyncio.run(run()) == [vec(t) for t in texts]
     assert emulator.stats.inputs == dict.fromkeys(texts, 1)
+
+
+def test_a_dropped_async_client_leaves_no_socket_to_the_garbage_collector(
+    emulator: Emulator,
+) -> None:
+    # A cycle between the client's pools and their closer once let the collector finalize
+    # sockets before the closer could close them (ResourceWarning: unclosed transport).
+    import gc
+    import warnings
+
+    loop = asyncio.new_event_loop()
+    try:
+        client = AsyncPhosphoClient(api_key="k", base_url=emulator.base_url)
+        assert loop.run_until_complete(client.embed_many(["a", "b"])) == [vec("a"), vec("b")]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            del client
+            gc.collect()
+        assert [str(w.message) for w in caught if w.category is ResourceWarning] == []
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
