@@ -141,6 +141,8 @@ class PhosphoEmbedding(OwnsClients, BaseEmbedding):
     )
 
     _clients: Clients = PrivateAttr(default_factory=Clients)
+    # The default batch size last set, while it follows max_concurrency (None: chosen).
+    _auto_batch_size: int | None = PrivateAttr(default=None)
 
     @model_validator(mode="before")
     @classmethod
@@ -165,6 +167,8 @@ class PhosphoEmbedding(OwnsClients, BaseEmbedding):
     def _check(self) -> PhosphoEmbedding:
         """Check every setting as the core will (a typo fails where it is made)."""
         self._options()
+        if self.embed_batch_size == _default_batch_size(self.max_concurrency):
+            self._auto_batch_size = self.embed_batch_size
         return self
 
     @classmethod
@@ -287,6 +291,11 @@ class PhosphoEmbedding(OwnsClients, BaseEmbedding):
         return results.result()
 
     def _batches(self, texts: list[str]) -> list[list[str]]:
+        if self._auto_batch_size == self.embed_batch_size:  # not set by hand since
+            # The default follows a max_concurrency assigned later.
+            self.embed_batch_size = self._auto_batch_size = _default_batch_size(
+                self.max_concurrency
+            )
         size = self.embed_batch_size
         return [texts[start : start + size] for start in range(0, len(texts), size)]
 

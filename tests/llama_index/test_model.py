@@ -208,3 +208,20 @@ def test_unknown_arguments_are_refused_not_dropped() -> None:
         PhosphoEmbedding(api_key=TEST_KEY, api_base="http://127.0.0.1:9/v2")
     with pytest.raises(TypeError, match=r"'dimensions', 'model' \(use 'model_name'\)"):
         PhosphoEmbedding(api_key=TEST_KEY, model="intent-embed", dimensions=8)
+
+
+def test_the_default_batch_size_follows_a_max_concurrency_assigned_later(
+    make_model: MakeModel,
+) -> None:
+    model = make_model(max_concurrency=4)
+    model.max_concurrency = 8
+    assert model.get_text_embedding_batch(["a"]) == [vec("a")]
+    assert model.embed_batch_size == 128
+    chosen = make_model(max_concurrency=4, embed_batch_size=3)
+    chosen.max_concurrency = 8
+    chosen.get_text_embedding_batch(["a"])
+    assert chosen.embed_batch_size == 3  # a size chosen by hand stays
+    chosen.embed_batch_size = 5
+    chosen.max_concurrency = 2
+    chosen.get_text_embedding_batch(["a"])
+    assert chosen.embed_batch_size == 5
