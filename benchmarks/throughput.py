@@ -37,7 +37,7 @@ from benchmarks._harness import (
 )
 from benchmarks._page import Goal, Section, goal_lines, lines, percent, render, table, times
 from phospho_embed import AsyncPhosphoClient, PhosphoClient
-from phospho_embed._async_client import CONNECTIONS_PER_POOL
+from phospho_embed._core import CONNECTIONS_PER_POOL
 from phospho_embed.emulator import emulator_vector
 
 PLOT = "benchmarks-throughput.png"

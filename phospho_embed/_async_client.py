@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import threading
 import weakref
 from collections.abc import AsyncGenerator, Callable, Iterable
@@ -16,18 +15,13 @@ import httpx
 
 from phospho_embed import wire
 from phospho_embed._batch import Batch, BatchOptions
-from phospho_embed._core import ClientBase, ClientCore
+from phospho_embed._core import ClientBase, ClientCore, pool_sizes
 from phospho_embed._limit import AsyncGate
 from phospho_embed._retry import Sleep
 from phospho_embed.errors import PhosphoError
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
-
-#: Connections per ``httpx.AsyncClient``: httpcore 1.0's async pool spends CPU per request in
-#: proportion to its connections, so one pool of 64 reaches ~13% of the throughput its
-#: connections allow, where 4 pools of 16 reach ~75% (measured against the emulator).
-CONNECTIONS_PER_POOL = 16
 
 
 class _LoopPools:
@@ -78,12 +72,6 @@ class _LoopPools:
         self.pools[index] = fresh
         self._busy[fresh] = 0
         self.retired.append(http)
-
-
-def _pool_sizes(connections: int) -> list[int]:
-    """``connections`` split into pools of at most `CONNECTIONS_PER_POOL`, as even as can be."""
-    count = math.ceil(connections / CONNECTIONS_PER_POOL)
-    return [math.ceil(connections / count)] * count
 
 
 class AsyncPhosphoClient(ClientBase[httpx.AsyncClient]):
@@ -251,7 +239,7 @@ class AsyncPhosphoClient(ClientBase[httpx.AsyncClient]):
         if self._injected_http is not None:
             pools = _LoopPools([self._injected_http], None, [0])
         else:
-            sizes = _pool_sizes(self._core.options.max_concurrency)
+            sizes = pool_sizes(self._core.options.max_concurrency)
             # The factory holds the core, not the client: a reference back to the client
             # would make a cycle, which the garbage collector breaks sockets first.
             make = partial(_new_pool, self._core)

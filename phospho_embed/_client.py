@@ -5,15 +5,16 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import httpx
 
 from phospho_embed import wire
 from phospho_embed._batch import Batch, BatchOptions
-from phospho_embed._core import ClientBase
+from phospho_embed._core import ClientBase, ClientCore, pool_sizes
 from phospho_embed._deadline import attempt_ends_at, bound_sockets
 from phospho_embed._limit import ThreadGate
 from phospho_embed._retry import Sleep
@@ -21,6 +22,43 @@ from phospho_embed.errors import PhosphoError
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
+
+
+class _Pools:
+    """The connection pools of a sync client: at most `CONNECTIONS_PER_POOL` connections
+    each (see there why), every request sent through the least busy."""
+
+    def __init__(self, pools: list[httpx.Client]) -> None:
+        self.pools = pools
+        self._busy = [0] * len(pools)
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def pick(self) -> Iterator[httpx.Client]:
+        """The least busy pool, counted busy for the ``with`` block."""
+        with self._lock:
+            index = min(range(len(self._busy)), key=self._busy.__getitem__)
+            self._busy[index] += 1
+        try:
+            yield self.pools[index]
+        finally:
+            with self._lock:
+                self._busy[index] -= 1
+
+    def close(self) -> None:
+        """Close every pool."""
+        for http in self.pools:
+            http.close()
+
+
+def _new_pools(core: ClientCore) -> _Pools:
+    timeout = core.httpx_timeout(core.options.timeout)
+    pools = []
+    for size in pool_sizes(core.options.max_concurrency):
+        http = httpx.Client(timeout=timeout, limits=core.httpx_limits(size))
+        bound_sockets(http)
+        pools.append(http)
+    return _Pools(pools)
 
 
 class PhosphoClient(ClientBase[httpx.Client]):
@@ -44,7 +82,7 @@ class PhosphoClient(ClientBase[httpx.Client]):
     def _prepare(self) -> None:
         # Also run in a child process after os.fork(): the parent's threads, locks and
         # connections are not the child's to use.
-        self._http = self._injected_http
+        self._pools = None if self._injected_http is None else _Pools([self._injected_http])
         # One slot per request in flight: bounds embed() from many threads and concurrent
         # embed_many() calls together, under the limit that adapts to 429s.
         self._gate = ThreadGate(self._core.limit)
@@ -126,8 +164,8 @@ class PhosphoClient(ClientBase[httpx.Client]):
 
     def _close_if_idle(self) -> None:
         with self._setup_lock:
-            if self._injected_http is None and self._http is not None and self._gate.idle:
-                self._http.close()
+            if self._injected_http is None and self._pools is not None and self._gate.idle:
+                self._pools.close()
 
     def __enter__(self) -> PhosphoClient:
         return self
@@ -153,14 +191,14 @@ class PhosphoClient(ClientBase[httpx.Client]):
 
     def _request(self, text: str, batch: Batch | None) -> list[float]:
         """One text, with retries; the vector or the last attempt's error."""
-        http = self._client()
+        pools = self._client()
         core = self._core
         headers, body = core.headers(), core.body(text)
         attempts = core.attempts(batch)
         while True:
             if self._closed:  # nothing is sent once the client is closed, retries included
                 raise core.closed_error()
-            with self._gate.slot(attempts.wait_limit()) as slot:
+            with self._gate.slot(attempts.wait_limit()) as slot, pools.pick() as http:
                 slot.outcome = self._attempt(http, headers, body, attempts.send())
             if self._closed:  # closed while this request was in flight
                 self._close_if_idle()
@@ -189,19 +227,16 @@ class PhosphoClient(ClientBase[httpx.Client]):
         except Exception as exc:  # failure() raises again what is not ours
             return core.failure(exc, self._closed)
 
-    def _client(self) -> httpx.Client:
+    def _client(self) -> _Pools:
         if self._closed:
             raise self._core.closed_error()
-        if self._http is None:
+        if self._pools is None:
             with self._setup_lock:
-                if self._http is None:
+                if self._pools is None:
                     # Built at first use: an SSL context costs milliseconds, and frameworks
                     # construct embedders long before (or without ever) calling them.
-                    self._http = httpx.Client(
-                        timeout=self._core.httpx_timeout(self._core.options.timeout),
-                        limits=self._core.httpx_limits(),
-                    )
-                    bound_sockets(self._http)
+                    pools = _new_pools(self._core)
                     # A client dropped without close() still closes its sockets.
-                    weakref.finalize(self, self._http.close)
-        return self._http
+                    weakref.finalize(self, pools.close)
+                    self._pools = pools
+        return self._pools

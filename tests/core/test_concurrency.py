@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from phospho_embed import AsyncPhosphoClient, PhosphoClient
-from phospho_embed._async_client import _pool_sizes
+from phospho_embed._core import pool_sizes
 from phospho_embed.emulator import Emulator, emulator_vector
 from tests.core.conftest import FAST_RETRIES
 
@@ -135,9 +135,9 @@ def test_the_async_pool_is_split_in_pools_of_16_connections_that_all_serve(
 ) -> None:
     # One httpx pool of 40 connections would crawl (httpcore's async pool scales badly);
     # three of 14 together keep all 40 requests in flight.
-    assert _pool_sizes(16) == [16]
-    assert _pool_sizes(17) == [9, 9]
-    assert _pool_sizes(40) == [14, 14, 14]
+    assert pool_sizes(16) == [16]
+    assert pool_sizes(17) == [9, 9]
+    assert pool_sizes(40) == [14, 14, 14]
     emulator.configure(latency=0.3)
     texts = [f"wide {i}" for i in range(80)]
 
@@ -152,6 +152,24 @@ def test_the_async_pool_is_split_in_pools_of_16_connections_that_all_serve(
     assert vectors == [vec(t) for t in texts]
     assert emulator.stats.peak_in_flight == 40
     assert len(pools) == 3
+    assert all(pool.is_closed for pool in pools)
+
+
+def test_the_sync_pool_is_split_in_pools_of_16_connections_that_all_serve(
+    emulator: Emulator,
+) -> None:
+    # httpcore's sync pool scales as badly: one pool of 128 connections reached 15% of the
+    # limit, pools of 16 together 45% (benchmarks/throughput.py measures it).
+    emulator.configure(latency=0.3)
+    texts = [f"wide sync {i}" for i in range(80)]
+    client = PhosphoClient(api_key="k", base_url=emulator.base_url, max_concurrency=40)
+    assert client.embed_many(texts) == [vec(t) for t in texts]
+    assert client._pools is not None
+    pools = client._pools.pools
+    opened = [len(pool._transport._pool.connections) for pool in pools]  # type: ignore[attr-defined]
+    assert len(opened) == 3 and sum(opened) == 40 and max(opened) <= 14
+    assert emulator.stats.peak_in_flight == 40
+    client.close()
     assert all(pool.is_closed for pool in pools)
 
 
