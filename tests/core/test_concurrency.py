@@ -167,7 +167,9 @@ def test_the_sync_pool_is_split_in_pools_of_16_connections_that_all_serve(
     assert client._pools is not None
     pools = client._pools.pools
     opened = [len(pool._transport._pool.connections) for pool in pools]  # type: ignore[attr-defined]
-    assert len(opened) == 3 and sum(opened) == 40 and max(opened) <= 14
+    assert len(opened) == 3
+    assert sum(opened) == 40
+    assert max(opened) <= 14
     assert emulator.stats.peak_in_flight == 40
     client.close()
     assert all(pool.is_closed for pool in pools)
