@@ -1,15 +1,22 @@
-"""What runs on a Dask worker: one connection pool per process, the cluster-wide bound, and
-the embedding of one partition's texts.
+"""What runs on a Dask worker: one sender per process, shared by every partition it runs,
+under the cluster-wide bound.
 
-The bound. Every request is sent by a *slot* (a thread of the partition's task) that holds a
-lease of one `distributed.Semaphore` with ``max_leases=max_concurrency``, named the same on
-every worker: at most ``max_concurrency`` slots hold a lease across the cluster, so at most
-that many requests are in flight, whatever the number of workers, threads and partitions.
-A slot keeps its lease for as long as its partition has texts left and hands it back when the
-partition's queue is empty, so a lease costs the scheduler two messages (acquire, release)
-per slot and partition instead of two per request; a partition that has its texts in flight
-already gives its leases back for others to take. Off a distributed worker (Dask's local
-schedulers) the bound is a semaphore of this process.
+The bound. A request is sent only by a thread holding a lease of one
+`distributed.Semaphore` with ``max_leases=max_concurrency``, named the same on every worker:
+at most ``max_concurrency`` requests are in flight across the cluster, whatever the number
+of workers, threads and partitions. Off a distributed worker (Dask's local schedulers) the
+bound is a semaphore of this process.
+
+The sender. Each process keeps one queue of texts for all the partitions it is running,
+and asks for a lease only while that queue has texts no lease-holder is sending: one
+acquire at a time (a round trip to the scheduler, ~1.2 ms measured), so an idle process
+costs the scheduler nothing and a busy one never has more than one request for a lease
+waiting. A lease-holder sends texts from the queue, one after the other, and gives the
+lease back when the queue is empty or after `LEASE_TURN` seconds, whichever comes first:
+the processes then take turns with the leases and share the load (one process alone
+cannot keep many requests in flight: it is bound to one core by its interpreter lock).
+So a process has at most ``max_concurrency`` sending threads, however many partitions it
+runs at once, and a lease costs the scheduler two messages per turn, not per request.
 """
 
 from __future__ import annotations
@@ -17,21 +24,27 @@ from __future__ import annotations
 import math
 import queue
 import threading
+import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import httpx
 
 from phospho_embed import wire
 from phospho_embed._client import PhosphoClient
-from phospho_embed._core import Usage
+from phospho_embed._core import Usage, pool_sizes
+from phospho_embed._deadline import bound_sockets
 from phospho_embed.dask._settings import WorkerSettings
 from phospho_embed.errors import PhosphoError
 
 Vector = list[float]
+
+#: Seconds a thread keeps a lease while there are texts to send, before it hands it back
+#: for any process to take: long against a lease's cost (two scheduler messages, ~1.2 ms),
+#: short against a partition's time.
+LEASE_TURN = 1.0
 
 
 class _Bound:
@@ -55,72 +68,21 @@ class _Bound:
         """Whether the bound is the cluster's (a distributed semaphore)."""
         return self._distributed is not None
 
-    @contextmanager
-    def lease(self) -> Iterator[None]:
-        """Hold one lease (blocks until one is free)."""
+    def acquire(self) -> None:
+        """Take one lease (blocks until one is free)."""
         if self._distributed is not None:
             self._distributed.acquire()  # type: ignore[attr-defined]
-            try:
-                yield
-            finally:
-                self._distributed.release()  # type: ignore[attr-defined]
         else:
             assert self._local is not None
-            with self._local:
-                yield
+            self._local.acquire()
 
-
-#: Connections per httpx pool: httpcore spends CPU per request in proportion to a pool's
-#: connections, so one pool of 128 collapses (one process at 128 in flight reached 11% of
-#: the limit); pools of 16 keep that cost flat, as the async client's do.
-POOL_SIZE = 16
-
-
-@dataclass
-class _ProcessState:
-    """What one worker process keeps for one `WorkerSettings`: its connection pools and the
-    bound, built at the first partition and reused by every later one.
-
-    ``tickets`` holds one entry per request this process may have in flight (the bound,
-    at most): a slot holding a lease takes a ticket, which names the pool it sends through,
-    so no pool ever has more than `POOL_SIZE` requests at once."""
-
-    pools: list[httpx.Client]
-    bound: _Bound
-    tickets: queue.SimpleQueue[int]
-
-
-# Keyed by the worker too: a process can host several workers (``processes=False``) or
-# outlive a cluster, and a semaphore is bound to its worker's event loop.
-_STATES: dict[tuple[WorkerSettings, str | None], _ProcessState] = {}
-_STATES_LOCK = threading.Lock()
-
-
-def _worker_id() -> str | None:
-    from distributed import get_worker
-
-    try:
-        return str(get_worker().id)
-    except ValueError:  # not on a distributed worker
-        return None
-
-
-def _state(settings: WorkerSettings) -> _ProcessState:
-    key = (settings, _worker_id())
-    with _STATES_LOCK:
-        state = _STATES.get(key)
-        if state is None:
-            size = settings.max_concurrency
-            count = -(-size // POOL_SIZE)
-            # Timeouts are set per attempt by the client.
-            limits = httpx.Limits(max_connections=POOL_SIZE, max_keepalive_connections=POOL_SIZE)
-            pools = [httpx.Client(limits=limits) for _ in range(count)]
-            tickets: queue.SimpleQueue[int] = queue.SimpleQueue()
-            for ticket in range(size):
-                tickets.put(ticket // POOL_SIZE)
-            state = _ProcessState(pools, _Bound(settings.bound_name, size), tickets)
-            _STATES[key] = state
-        return state
+    def release(self) -> None:
+        """Give one lease back."""
+        if self._distributed is not None:
+            self._distributed.release()  # type: ignore[attr-defined]
+        else:
+            assert self._local is not None
+            self._local.release()
 
 
 @dataclass
@@ -132,9 +94,10 @@ class TextsResult:
         errors: one message per input text (``"BadRequestError: ..."``), ``None`` where it
             has a vector.
         requested: distinct texts sent in this call (each at least one request).
-        leases: leases of the cluster-wide bound taken (each costs the scheduler two
-            messages).
-        usage: requests billed, retries, tokens, counted by this partition's own client.
+        leases: leases of the cluster-wide bound this partition's texts opened (each costs
+            the scheduler two messages; a lease serves whichever partitions' texts are
+            queued, and counts for the partition of its first text).
+        usage: requests billed, retries, tokens, counted by this partition's own clients.
     """
 
     vectors: list[Vector | None]
@@ -142,6 +105,165 @@ class TextsResult:
     requested: int = 0
     leases: int = 0
     usage: Usage = field(default_factory=Usage)
+
+
+class _Partition:
+    """One partition's texts as the sender sees them: where outcomes go, and when it is done.
+
+    Its clients (one per connection pool, over the process's shared pools) count this
+    partition's usage exactly; building one costs microseconds.
+    """
+
+    def __init__(self, sender: _Sender, texts: list[str], result: TextsResult) -> None:
+        self.outcomes: dict[str, Vector | PhosphoError] = {}
+        self.result = result
+        self.fatal: PhosphoError | None = None
+        self.bug: BaseException | None = None
+        self.done = threading.Event()
+        self._sender = sender
+        self._pending = len(texts)
+        self._clients: dict[int, PhosphoClient] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the texts still queued are to be dropped (an error every one would get)."""
+        return self.fatal is not None or self.bug is not None
+
+    def send(self, text: str, pool: int) -> None:
+        """Request ``text`` through ``pool`` (unless the partition stopped) and record it."""
+        try:
+            if not self.stopped:
+                try:
+                    outcome: Vector | PhosphoError = self._client(pool).embed(text)
+                except PhosphoError as exc:
+                    outcome = exc
+                    if wire.is_fatal(exc):
+                        self.fatal = self.fatal or exc
+                with self._lock:
+                    self.outcomes[text] = outcome
+                    self.result.requested += 1
+        except BaseException as exc:  # a bug: raised by the partition's task, not lost here
+            self.bug = self.bug or exc
+        finally:
+            with self._lock:
+                self._pending -= 1
+                if self._pending == 0:
+                    self.done.set()
+
+    def close(self) -> None:
+        """Add the clients' usage to the result (the shared pools stay open)."""
+        for client in self._clients.values():
+            self.result.usage += client.usage
+            client.close()
+
+    def _client(self, pool: int) -> PhosphoClient:
+        with self._lock:
+            client = self._clients.get(pool)
+            if client is None:
+                client = PhosphoClient(self._sender.options, http_client=self._sender.pools[pool])
+                self._clients[pool] = client
+            return client
+
+
+class _Sender:
+    """One process's sender for one `WorkerSettings`: its connection pools, its queue of
+    texts, its lease-holding threads and the bound, built at the first partition and used
+    by every later one (see the module's docstring)."""
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        size = settings.max_concurrency
+        self.options = settings.client_options()
+        self.bound = _Bound(settings.bound_name, size)
+        self.pools: list[httpx.Client] = []
+        # One ticket per request this process may have in flight, naming the pool it goes
+        # through, so that no pool has more connections than it was sized for.
+        self._tickets: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for index, connections in enumerate(pool_sizes(size)):
+            # Timeouts are set per attempt by the clients.
+            limits = httpx.Limits(
+                max_connections=connections, max_keepalive_connections=connections
+            )
+            http = httpx.Client(limits=limits)
+            bound_sockets(http)
+            self.pools.append(http)
+            for _ in range(connections):
+                self._tickets.put(index)
+        self._size = size
+        self._queue: deque[tuple[str, _Partition]] = deque()
+        self._changed = threading.Condition()
+        self._holders = 0
+        self._acquiring = False
+        self._threads = ThreadPoolExecutor(size, thread_name_prefix="phospho-embed-dask")
+
+    def submit(self, partition: _Partition, texts: list[str]) -> None:
+        """Queue ``texts``; ``partition.done`` is set once each has its outcome."""
+        with self._changed:
+            self._queue.extend((text, partition) for text in texts)
+            self._want_lease()
+
+    def _want_lease(self) -> None:
+        # Called with the condition held: one acquire at a time, and only while some
+        # queued text has no lease-holder to send it.
+        if self._acquiring or not self._queue or self._holders >= self._size:
+            return
+        self._acquiring = True
+        self._threads.submit(self._acquire)
+
+    def _acquire(self) -> None:
+        self.bound.acquire()
+        with self._changed:
+            self._acquiring = False
+            if not self._queue:  # sent meanwhile by the holders already there
+                self.bound.release()
+                return
+            self._holders += 1
+            self._queue[0][1].result.leases += 1  # under the condition, like every count
+            self._want_lease()
+        self._hold()
+
+    def _hold(self) -> None:
+        """Send queued texts with the lease just taken, until the queue is empty or the
+        turn is over; then give the lease back."""
+        pool = self._tickets.get()  # never waits: at most `_size` holders
+        turn_ends = time.monotonic() + LEASE_TURN
+        try:
+            while time.monotonic() < turn_ends:
+                with self._changed:
+                    if not self._queue:
+                        break
+                    text, partition = self._queue.popleft()
+                partition.send(text, pool)
+        finally:
+            self._tickets.put(pool)
+            self.bound.release()
+            with self._changed:
+                self._holders -= 1
+                self._want_lease()
+
+
+# Keyed by the worker too: a process can host several workers (``processes=False``) or
+# outlive a cluster, and a semaphore is bound to its worker's event loop.
+_SENDERS: dict[tuple[WorkerSettings, str | None], _Sender] = {}
+_SENDERS_LOCK = threading.Lock()
+
+
+def _worker_id() -> str | None:
+    from distributed import get_worker
+
+    try:
+        return str(get_worker().id)
+    except ValueError:  # not on a distributed worker
+        return None
+
+
+def _sender(settings: WorkerSettings) -> _Sender:
+    key = (settings, _worker_id())
+    with _SENDERS_LOCK:
+        sender = _SENDERS.get(key)
+        if sender is None:
+            sender = _SENDERS[key] = _Sender(settings)
+        return sender
 
 
 def describe(error: BaseException) -> str:
@@ -157,16 +279,15 @@ def embed_texts(
     """Embed one partition's texts under the cluster-wide bound, in order.
 
     A null (``None``, NaN, ``pd.NA``), a non-string or a blank text gets its error without
-    being sent; identical texts
-    are sent once; a text that still fails after its retries gets ``None`` and its error.
-    ``known`` vectors (from an earlier run) are reused, not sent.
+    being sent; identical texts are sent once; a text that still fails after its retries
+    gets ``None`` and its error. ``known`` vectors (from an earlier run) are reused, not
+    sent.
 
     Raises:
         PhosphoError: an error every other text would get too (no key, 401/402/403, a wrong
             URL): the partition fails, as the whole call would on one client.
     """
     known = known or {}
-    outcomes: dict[str, Vector | PhosphoError] = dict(known)
     errors: list[str | None] = [None] * len(texts)
     wanted: dict[str, None] = {}
     for index, text in enumerate(texts):
@@ -178,11 +299,12 @@ def embed_texts(
         except (TypeError, ValueError) as exc:
             errors[index] = describe(exc)
             continue
-        if checked not in outcomes:
+        if checked not in known:
             wanted[checked] = None
     result = TextsResult([None] * len(texts), errors)
+    outcomes: dict[str, Vector | PhosphoError] = dict(known)
     if wanted:
-        _send(list(wanted), settings, outcomes, result)
+        outcomes.update(_send(list(wanted), settings, result))
     for index, text in enumerate(texts):
         if errors[index] is not None:
             continue
@@ -203,66 +325,17 @@ def _is_null(value: object) -> bool:
 
 
 def _send(
-    texts: list[str],
-    settings: WorkerSettings,
-    outcomes: dict[str, Vector | PhosphoError],
-    result: TextsResult,
-) -> None:
-    state = _state(settings)
-    waiting = deque(texts)
-    stop = threading.Event()
-    fatal: list[PhosphoError] = []
-    lock = threading.Lock()
-    options = settings.client_options()
-    # A client per pool and partition over the process's shared pools: building one costs
-    # microseconds, and its usage is then exactly this partition's.
-    clients: dict[int, PhosphoClient] = {}
-
-    def client_for(pool: int) -> PhosphoClient:
-        with lock:
-            if pool not in clients:
-                clients[pool] = PhosphoClient(options, http_client=state.pools[pool])
-            return clients[pool]
-
-    def slot() -> None:
-        while waiting and not stop.is_set():
-            with state.bound.lease():
-                # Never waits: this process holds at most max_concurrency leases.
-                pool = state.tickets.get()
-                try:
-                    with lock:
-                        result.leases += 1
-                    _drain(client_for(pool))
-                finally:
-                    state.tickets.put(pool)
-
-    def _drain(client: PhosphoClient) -> None:
-        while not stop.is_set():
-            try:
-                text = waiting.popleft()
-            except IndexError:
-                return
-            try:
-                outcome: Vector | PhosphoError = client.embed(text)
-            except PhosphoError as exc:
-                outcome = exc
-                if wire.is_fatal(exc):
-                    with lock:
-                        fatal.append(exc)
-                    stop.set()
-            with lock:
-                outcomes[text] = outcome
-                result.requested += 1
-
-    workers = min(len(texts), settings.max_concurrency)
+    texts: list[str], settings: WorkerSettings, result: TextsResult
+) -> dict[str, Vector | PhosphoError]:
+    sender = _sender(settings)
+    partition = _Partition(sender, texts, result)
+    sender.submit(partition, texts)
     try:
-        with ThreadPoolExecutor(workers, thread_name_prefix="phospho-embed-dask") as executor:
-            for future in [executor.submit(slot) for _ in range(workers)]:
-                future.result()
+        partition.done.wait()
     finally:
-        stop.set()
-        for client in clients.values():
-            result.usage += client.usage
-            client.close()  # the shared pools stay open
-    if fatal:
-        raise fatal[0]
+        partition.close()
+    if partition.bug is not None:
+        raise partition.bug
+    if partition.fatal is not None:
+        raise partition.fatal
+    return partition.outcomes
