@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 import dask.bag as db
 import dask.dataframe as dd
+import orjson
 import pandas as pd  # type: ignore[import-untyped]
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
@@ -344,7 +347,10 @@ def _parquet_partition(
         if previous.get("failed") == 0:
             return PartitionReport(number, len(part), len(part), 0, 0, skipped=True)
         known = _known_vectors(target, column, embedding_column)
-    result = embed_texts(part[column].tolist(), settings, known)
+    journal = Journal(target, digest)
+    known.update(journal.read())
+    with journal.appending() as record:
+        result = embed_texts(part[column].tolist(), settings, known, record)
     out = _with_results(part, result, embedding_column, error_column)
     failed = sum(vector is None for vector in result.vectors)
     table = pa.Table.from_pandas(out, preserve_index=True)
@@ -356,6 +362,7 @@ def _parquet_partition(
     ours = {"digest": digest, "rows": len(part), "failed": failed, "model": settings.model}
     metadata = {**(table.schema.metadata or {}), METADATA_KEY: json.dumps(ours).encode()}
     _write_atomically(table.replace_schema_metadata(metadata), target)
+    journal.remove()  # its vectors are in the file now
     return PartitionReport(
         number,
         len(part),
@@ -365,6 +372,73 @@ def _parquet_partition(
         skipped=False,
         leases=result.leases,
         usage=result.usage,
+    )
+
+
+class Journal:
+    """The vectors of one partition as they arrive, so that a worker killed mid-partition
+    loses none: the partition's next attempt (Dask's, or a re-run's) reads them back
+    instead of paying for them again.
+
+    A hidden file beside the partition's (``.part.<n>.parquet.journal``): a header line
+    holding the partition's digest, then one JSON line ``[text, vector]`` per vector,
+    each written (to the operating system) as it arrives; removed once the partition's
+    file is written. A journal of other input is ignored, a torn last line skipped.
+    """
+
+    def __init__(self, target: Path, digest: str) -> None:
+        self.path = target.with_name(f".{target.name}.journal")
+        self._header = orjson.dumps({"digest": digest}) + b"\n"
+
+    def read(self) -> dict[str, Vector]:
+        """The vectors recorded by earlier attempts on the same input (``{}`` if none)."""
+        try:
+            content = self.path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        if not content.startswith(self._header):
+            return {}
+        vectors: dict[str, Vector] = {}
+        for line in content[len(self._header) :].split(b"\n"):
+            try:
+                text, vector = orjson.loads(line)
+            except (orjson.JSONDecodeError, TypeError, ValueError):
+                continue  # the torn last line of a killed writer
+            if isinstance(text, str) and _is_vector(vector):
+                vectors[text] = vector
+        return vectors
+
+    @contextmanager
+    def appending(self) -> Iterator[Callable[[str, Vector], None]]:
+        """A function recording one vector, valid for the ``with`` block."""
+        try:
+            content = self.path.read_bytes()
+        except FileNotFoundError:
+            content = b""
+        ours = content.startswith(self._header)
+        # Unbuffered: each line reaches the operating system as it is written, so a
+        # killed process loses none (a crash of the machine may lose the last ones).
+        with open(self.path, "ab" if ours else "wb", buffering=0) as handle:
+            if not ours:
+                handle.write(self._header)
+            elif not content.endswith(b"\n"):
+                handle.write(b"\n")  # after a torn line, not glued to it
+
+            def record(text: str, vector: Vector) -> None:
+                handle.write(orjson.dumps([text, vector]) + b"\n")
+
+            yield record
+
+    def remove(self) -> None:
+        """Delete the journal (its vectors are in the partition's file)."""
+        self.path.unlink(missing_ok=True)
+
+
+def _is_vector(value: object) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) > 0
+        and all(type(item) is float and math.isfinite(item) for item in value)
     )
 
 

@@ -4,7 +4,9 @@ duplicates and per-text failures (the cluster-wide bound is tested in test_clust
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+import orjson
 import pytest
 
 pytest.importorskip("distributed")
@@ -13,9 +15,10 @@ import dask.bag as db
 import dask.dataframe as dd
 import pandas as pd
 
-from phospho_embed.dask import embed_bag, embed_frame
+from phospho_embed.dask import embed_bag, embed_frame, embed_to_parquet
+from phospho_embed.dask._api import Journal, partition_digest
 from phospho_embed.emulator import TOKEN_LIMIT, Emulator
-from tests.dask.conftest import DIMENSIONS, assert_vectors
+from tests.dask.conftest import DIMENSIONS, assert_stored_vectors, assert_vectors, expected
 
 KEY = "local-test-key"
 
@@ -95,3 +98,50 @@ def test_bag_records_in_order(emulator: Emulator) -> None:
     assert records[4]["error"].startswith("ValueError")
     # "refund" twice in the first partition (3 texts each): requested once.
     assert emulator.stats.inputs["refund"] == 1
+
+
+def test_a_partition_resumes_from_the_journal_of_a_killed_attempt(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    # What a worker killed mid-partition leaves: the journal of the vectors it received,
+    # its last line torn by the kill.
+    texts = [f"journal {i}" for i in range(12)]
+    frame = dd.from_pandas(pd.DataFrame({"text": texts}), npartitions=1)
+    folder = tmp_path / "embedded"
+    folder.mkdir()
+    target = folder / "part.00000.parquet"
+    digest = partition_digest(frame.compute(), "text", "intent-embed")
+    lines = [orjson.dumps({"digest": digest})]
+    lines += [orjson.dumps([text, expected(text)]) for text in texts[:5]]
+    (folder / ".part.00000.parquet.journal").write_bytes(
+        b"\n".join(lines) + b'\n["journal 5", [0.1, 0.'
+    )
+    summary = embed_to_parquet(
+        frame, folder, max_concurrency=4, api_key=KEY, base_url=emulator.base_url
+    )
+    assert set(emulator.stats.inputs) == set(texts[5:])  # the 5 received are not paid twice
+    assert (summary.embedded, summary.requested) == (12, 7)
+    stored = pd.read_parquet(folder)
+    assert_stored_vectors(texts, stored["embedding"].tolist())
+    assert not (folder / ".part.00000.parquet.journal").exists()  # in the file now
+    assert Journal(target, digest).read() == {}
+
+
+def test_a_journal_of_other_input_is_ignored_and_a_torn_one_is_not_glued(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "part.00000.parquet"
+    vector = [0.25, -0.5]
+    with Journal(target, "digest-a").appending() as record:
+        record("kept", vector)
+    assert Journal(target, "digest-a").read() == {"kept": vector}
+    assert Journal(target, "digest-b").read() == {}  # another input's: not reused
+    path = tmp_path / ".part.00000.parquet.journal"
+    path.write_bytes(path.read_bytes() + b'["torn", [0.1')  # killed mid-line
+    with Journal(target, "digest-a").appending() as record:
+        record("after", vector)
+    assert Journal(target, "digest-a").read() == {"kept": vector, "after": vector}
+    with Journal(target, "digest-b").appending() as record:  # starts afresh
+        record("other", vector)
+    assert Journal(target, "digest-b").read() == {"other": vector}
+    assert Journal(target, "digest-a").read() == {}
