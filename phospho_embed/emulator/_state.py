@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -37,6 +38,10 @@ class EmulatorStats:
             straggler of an earlier test does not inflate the next one's peak).
         inputs: how many requests carried each input text, whatever their outcome.
         prompt_tokens: tokens billed, summed over the successful (200) responses.
+        cpu_seconds: CPU time (user + system, seconds) of the process serving the emulator
+            since the last reset, every thread counted: what serving costs where the client
+            shares the machine's cores (an emulator in the client's own process counts the
+            client's CPU too).
     """
 
     requests: int = 0
@@ -46,6 +51,7 @@ class EmulatorStats:
     peak_in_flight: int = 0
     inputs: dict[str, int] = field(default_factory=dict)
     prompt_tokens: int = 0
+    cpu_seconds: float = field(default=0.0, compare=False)  # a measure, not a count
 
     def to_dict(self, *, include_inputs: bool = True) -> dict[str, Any]:
         """The snapshot as JSON-ready data (``by_status`` keys become strings in JSON)."""
@@ -137,6 +143,7 @@ class EmulatorState:
                 peak_in_flight=self._peak_in_flight,
                 inputs=dict(self._inputs),
                 prompt_tokens=self._prompt_tokens,
+                cpu_seconds=time.process_time() - self._cpu_at_reset,
             )
 
     # -- one request's life -----------------------------------------------------------------
@@ -227,6 +234,7 @@ class EmulatorState:
         self._peak_in_flight = 0
         self._inputs = Counter()
         self._prompt_tokens = 0
+        self._cpu_at_reset = time.process_time()
 
     def _restart_schedule(self) -> None:
         self._schedule_epoch += 1

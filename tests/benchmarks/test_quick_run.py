@@ -95,11 +95,12 @@ def _made_up(semantic: bool) -> dict[str, Section]:
         "dask": dask_scale.DaskScale(
             dask_scale.QUICK,
             [
-                dask_scale.Row(f"{side}-{k}", side, k, 100, 2.0, 80.0, k, 0, leases)
+                dask_scale.Row(f"{side}-{k}", side, k, 100, 2.0, 80.0, k, 0, leases, 0.2, 0.15)
                 for k in dask_scale.QUICK.ks
                 for side, leases in (("process", None), ("cluster", 40))
             ],
             1.2e-3,
+            2,
         ),
         "vectors": vectors.Vectors(
             vectors.QUICK,
