@@ -11,8 +11,8 @@ summary = embed_to_parquet(ddf, "embedded/", column="text", max_concurrency=64) 
 ```
 
 ``max_concurrency`` bounds the requests in flight across every worker and thread (a
-``distributed.Semaphore`` whose leases each worker keeps while its partition has texts left).
-Each worker builds its connection pool once, from settings that travel without the key
+``distributed.Semaphore`` whose leases each worker process takes in turns while it has texts
+queued). Each worker builds its connection pools once, from settings that travel without the key
 showing anywhere (`WorkerSettings`). A text that fails after its retries gets a null
 embedding and an ``error``; the partition goes on. Needs the ``dask`` extra:
 ``pip install 'phospho-embed[dask]'``.

@@ -273,7 +273,9 @@ def embed_to_parquet(
     rows, its index, ``embedding_column`` (``list<float32>``, null where a text failed) and
     ``error_column``. A file is written under a temporary name starting with a dot (which
     parquet readers skip) and renamed once complete, so a killed worker leaves no partial
-    file: Dask runs its partition again elsewhere and the other files stay. Run it again
+    file: Dask runs its partition again elsewhere and the other files stay. Each vector is
+    journaled as it arrives (``.part.<n>.parquet.journal``), so that attempt sends only
+    the texts the dead worker had no vector for. Run it again
     on the same folder and input: complete partitions are skipped without a request, and a
     partition with failures sends only its failed texts. ``dd.read_parquet(path)`` reads
     the result in order.
