@@ -25,7 +25,7 @@ import math
 import queue
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -206,6 +206,18 @@ class _Sender:
         self._acquiring = False
         self._threads = ThreadPoolExecutor(size, thread_name_prefix="phospho-embed-dask")
 
+    @property
+    def idle(self) -> bool:
+        """Whether nothing is queued, sent or waiting for a lease."""
+        with self._changed:
+            return not self._queue and not self._holders and not self._acquiring
+
+    def close(self) -> None:
+        """Close the connection pools and let the threads end (call only when `idle`)."""
+        self._threads.shutdown(wait=False)
+        for http in self.pools:
+            http.close()
+
     def submit(self, partition: _Partition, texts: list[str]) -> None:
         """Queue ``texts``; ``partition.done`` is set once each has its outcome."""
         with self._changed:
@@ -252,9 +264,14 @@ class _Sender:
                 self._want_lease()
 
 
+#: Senders a process keeps; beyond, the least recently used idle ones are closed (a
+#: long-lived worker serving calls with many different settings would otherwise keep
+#: every one's connections and threads).
+MAX_SENDERS = 4
+
 # Keyed by the worker too: a process can host several workers (``processes=False``) or
-# outlive a cluster, and a semaphore is bound to its worker's event loop.
-_SENDERS: dict[tuple[WorkerSettings, str | None], _Sender] = {}
+# outlive a cluster, and a semaphore is bound to its worker's event loop. In order of use.
+_SENDERS: OrderedDict[tuple[WorkerSettings, str | None], _Sender] = OrderedDict()
 _SENDERS_LOCK = threading.Lock()
 
 
@@ -273,6 +290,15 @@ def _sender(settings: WorkerSettings) -> _Sender:
         sender = _SENDERS.get(key)
         if sender is None:
             sender = _SENDERS[key] = _Sender(settings)
+        _SENDERS.move_to_end(key)
+        excess = len(_SENDERS) - MAX_SENDERS
+        for old_key, old in list(_SENDERS.items())[:-1]:
+            if excess <= 0:
+                break
+            if old.idle:
+                del _SENDERS[old_key]
+                old.close()
+                excess -= 1
         return sender
 
 

@@ -15,8 +15,9 @@ import dask.bag as db
 import dask.dataframe as dd
 import pandas as pd
 
-from phospho_embed.dask import embed_bag, embed_frame, embed_to_parquet
+from phospho_embed.dask import _worker, embed_bag, embed_frame, embed_to_parquet
 from phospho_embed.dask._api import Journal, partition_digest
+from phospho_embed.dask._worker import MAX_SENDERS
 from phospho_embed.emulator import TOKEN_LIMIT, Emulator
 from tests.dask.conftest import DIMENSIONS, assert_stored_vectors, assert_vectors, expected
 
@@ -145,3 +146,22 @@ def test_a_journal_of_other_input_is_ignored_and_a_torn_one_is_not_glued(
         record("other", vector)
     assert Journal(target, "digest-b").read() == {"other": vector}
     assert Journal(target, "digest-a").read() == {}
+
+
+def test_a_process_keeps_few_senders_and_closes_the_idle_ones(emulator: Emulator) -> None:
+    # Each bound name is its own settings, so its own sender (pools and threads).
+    frame = dd.from_pandas(pd.DataFrame({"text": ["few senders"]}), npartitions=1)
+    while _worker._SENDERS:  # the earlier tests' (all idle)
+        _worker._SENDERS.popitem()[1].close()
+    names = [f"senders-{n}" for n in range(MAX_SENDERS + 3)]
+    for name in names:
+        out = embed_frame(
+            frame, max_concurrency=2, bound_name=name, api_key=KEY, base_url=emulator.base_url
+        )
+        out.compute(scheduler="threads")
+        if name == names[0]:
+            first = next(iter(_worker._SENDERS.values()))
+    assert len(_worker._SENDERS) == MAX_SENDERS
+    kept = [settings.bound_name for settings, _ in _worker._SENDERS]
+    assert kept == names[-MAX_SENDERS:]  # the least recently used went first
+    assert all(http.is_closed for http in first.pools)
