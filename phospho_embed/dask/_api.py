@@ -356,11 +356,11 @@ def _parquet_partition(
     out = _with_results(part, result, embedding_column, error_column)
     failed = sum(vector is None for vector in result.vectors)
     table = pa.Table.from_pandas(out, preserve_index=True)
-    table = table.set_column(
-        table.schema.get_field_index(embedding_column),
-        embedding_column,
-        table.column(embedding_column).cast(pa.list_(pa.float32())),
-    )
+    # Typed even when all null: a file whose column pyarrow inferred as null cannot be
+    # read with the others (no cast from null's schema to string's).
+    for name, kind in ((embedding_column, pa.list_(pa.float32())), (error_column, pa.string())):
+        position = table.schema.get_field_index(name)
+        table = table.set_column(position, name, table.column(name).cast(kind))
     ours = {"digest": digest, "rows": len(part), "failed": failed, "model": settings.model}
     metadata = {**(table.schema.metadata or {}), METADATA_KEY: json.dumps(ours).encode()}
     _write_atomically(table.replace_schema_metadata(metadata), target)

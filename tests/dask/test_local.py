@@ -165,3 +165,23 @@ def test_a_process_keeps_few_senders_and_closes_the_idle_ones(emulator: Emulator
     kept = [settings.bound_name for settings, _ in _worker._SENDERS]
     assert kept == names[-MAX_SENDERS:]  # the least recently used went first
     assert all(http.is_closed for http in first.pools)
+
+
+def test_files_with_and_without_errors_read_back_together(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    # Partition 0 has no error, partition 1 only errors: every file's columns are typed
+    # the same, so the folder reads as one table (an all-null column would not).
+    texts: list[object] = ["fine one", "fine two", None, "   "]
+    frame = dd.from_pandas(pd.DataFrame({"text": texts}), npartitions=2, sort=False)
+    assert frame.npartitions == 2
+    folder = tmp_path / "embedded"
+    summary = embed_to_parquet(
+        frame, folder, max_concurrency=2, api_key=KEY, base_url=emulator.base_url
+    )
+    assert (summary.embedded, summary.failed) == (2, 2)
+    for read in (pd.read_parquet, lambda path: dd.read_parquet(path).compute()):
+        table = read(folder)
+        assert table["text"].tolist()[:2] == texts[:2]
+        assert table["error"].isna().tolist() == [True, True, False, False]
+        assert table["embedding"].isna().tolist() == [False, False, True, True]
