@@ -358,7 +358,10 @@ def _parquet_partition(
     table = pa.Table.from_pandas(out, preserve_index=True)
     # Typed even when all null: a file whose column pyarrow inferred as null cannot be
     # read with the others (no cast from null's schema to string's).
-    for name, kind in ((embedding_column, pa.list_(pa.float32())), (error_column, pa.string())):
+    typed = [(embedding_column, pa.list_(pa.float32())), (error_column, pa.string())]
+    if pa.types.is_null(table.column(column).type):  # a partition of null texts only
+        typed.append((column, pa.string()))
+    for name, kind in typed:
         position = table.schema.get_field_index(name)
         table = table.set_column(position, name, table.column(name).cast(kind))
     ours = {"digest": digest, "rows": len(part), "failed": failed, "model": settings.model}

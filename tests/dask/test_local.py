@@ -170,9 +170,10 @@ def test_a_process_keeps_few_senders_and_closes_the_idle_ones(emulator: Emulator
 def test_files_with_and_without_errors_read_back_together(
     emulator: Emulator, tmp_path: Path
 ) -> None:
-    # Partition 0 has no error, partition 1 only errors: every file's columns are typed
-    # the same, so the folder reads as one table (an all-null column would not).
-    texts: list[object] = ["fine one", "fine two", None, "   "]
+    # Partition 0 has no error, partition 1 only errors and null texts: every file's
+    # columns are typed the same, so the folder reads as one table (an all-null column
+    # would not).
+    texts: list[object] = ["fine one", "fine two", None, None]
     frame = dd.from_pandas(pd.DataFrame({"text": texts}), npartitions=2, sort=False)
     assert frame.npartitions == 2
     folder = tmp_path / "embedded"
@@ -183,5 +184,6 @@ def test_files_with_and_without_errors_read_back_together(
     for read in (pd.read_parquet, lambda path: dd.read_parquet(path).compute()):
         table = read(folder)
         assert table["text"].tolist()[:2] == texts[:2]
+        assert table["text"].isna().tolist() == [False, False, True, True]
         assert table["error"].isna().tolist() == [True, True, False, False]
         assert table["embedding"].isna().tolist() == [False, False, True, True]
