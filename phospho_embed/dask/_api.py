@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -115,6 +116,8 @@ def embed_bag(
     Raises:
         TypeError / ValueError: a bad setting, before anything is scheduled.
     """
+    if not isinstance(bag, db.Bag):
+        raise TypeError(f"bag must be a dask.bag.Bag, got {type(bag).__name__}")
     worker_settings = WorkerSettings.build(max_concurrency, bound_name, settings)
     embedded = bag.map_partitions(_bag_partition, worker_settings)  # type: ignore[no-untyped-call]
     return cast(db.Bag, embedded)
@@ -139,8 +142,13 @@ def _frame_partition(
     embedding_column: str,
     error_column: str,
 ) -> pd.DataFrame:
-    result = embed_texts(part[column].tolist(), settings)
+    result = embed_texts(part[column].tolist(), settings, labels=_labels(part))
     return _with_results(part, result, embedding_column, error_column)
+
+
+def _labels(part: pd.DataFrame) -> list[str]:
+    """How an error names each row: by its index label, which the user can look up."""
+    return [f"index {label!r}" for label in part.index]
 
 
 def _with_results(
@@ -299,20 +307,27 @@ def embed_to_parquet(
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     count = frame.npartitions
+    ours = {f"part.{number:05d}.parquet" for number in range(count)}
     strays = sorted(
         entry.name
         for entry in folder.iterdir()
-        if (match := _PART.match(entry.name)) and int(match.group(1)) >= count
+        if entry.name not in ours and not entry.name.startswith(".")
     )
     if strays:
         raise ValueError(
-            f"{folder} holds {strays[0]} but the frame has {count} partitions: it is the "
-            "output of another partitioning; use a new folder"
+            f"{folder} holds {strays[0]}, which is not the output of this frame's "
+            f"{count} partitions (part.00000.parquet to part.{count - 1:05d}.parquet): "
+            "readers of the folder would mix it in; use a new or empty folder"
         )
     names = (column, embedding_column, error_column)
     parts = frame.to_delayed()  # type: ignore[no-untyped-call]
+    # A run's id, written into each file and journal: a partition written by an attempt
+    # whose worker died before its report arrived is reported from its file, not skipped.
+    run = uuid.uuid4().hex
     tasks = [
-        delayed(_parquet_partition, pure=False)(part, number, str(folder), worker_settings, names)
+        delayed(_parquet_partition, pure=False)(
+            part, number, str(folder), worker_settings, names, run
+        )
         for number, part in enumerate(parts)
     ]
     reports = cast(tuple[PartitionReport, ...], compute(*tasks))  # type: ignore[no-untyped-call]
@@ -324,10 +339,13 @@ def embed_to_parquet(
     return EmbedSummary(folder, tuple(reports))
 
 
-def partition_digest(part: pd.DataFrame, column: str, model: str) -> str:
-    """What a partition's output depends on: its texts, its index and the model."""
-    hashed = pd.util.hash_pandas_object(part[column], index=True).to_numpy()
+def partition_digest(part: pd.DataFrame, names: tuple[str, str, str], model: str) -> str:
+    """What a partition's output file depends on: every column's values and name, the
+    index, the output columns' names and the model."""
+    hashed = pd.util.hash_pandas_object(part, index=True).to_numpy()
     digest = hashlib.sha256(model.encode())
+    described = [list(map(str, part.columns)), [str(dtype) for dtype in part.dtypes], names]
+    digest.update(json.dumps(described).encode())
     digest.update(len(part).to_bytes(8, "little"))
     digest.update(hashed.tobytes())
     return digest.hexdigest()
@@ -339,20 +357,28 @@ def _parquet_partition(
     folder: str,
     settings: WorkerSettings,
     names: tuple[str, str, str],
+    run: str,
 ) -> PartitionReport:
     column, embedding_column, error_column = names
     target = Path(folder) / f"part.{number:05d}.parquet"
-    digest = partition_digest(part, column, settings.model)
-    known: dict[str, Vector] = {}
+    digest = partition_digest(part, names, settings.model)
     previous = _read_metadata(target)
-    if previous is not None and previous.get("digest") == digest:
-        if previous.get("failed") == 0:
-            return PartitionReport(number, len(part), len(part), 0, 0, skipped=True)
-        known = _known_vectors(target, column, embedding_column)
-    journal = Journal(target, digest)
-    known.update(journal.read())
+    if previous is not None and previous.get("digest") == digest and previous.get("failed") == 0:
+        if previous.get("run") == run:  # this run's, its report lost with its worker
+            return _report_from(previous, number)
+        return PartitionReport(number, len(part), len(part), 0, 0, skipped=True)
+    # Vectors depend on the text and the model only: whatever else changed, those already
+    # paid for (in the old file, or journaled by an attempt that died) are reused.
+    known: dict[str, Vector] = {}
+    if previous is not None and previous.get("model") == settings.model:
+        known = _known_vectors(target, previous)
+    journal = Journal(target, settings.model, run)
+    journaled, carried = journal.read()
+    known.update(journaled)
     with journal.appending() as record:
-        result = embed_texts(part[column].tolist(), settings, known, record)
+        result = embed_texts(part[column].tolist(), settings, known, record, _labels(part))
+    # Billed to this run by its attempts that died (their retries and tokens are lost).
+    result.usage += Usage(requests=carried)
     out = _with_results(part, result, embedding_column, error_column)
     failed = sum(vector is None for vector in result.vectors)
     table = pa.Table.from_pandas(out, preserve_index=True)
@@ -364,11 +390,7 @@ def _parquet_partition(
     for name, kind in typed:
         position = table.schema.get_field_index(name)
         table = table.set_column(position, name, table.column(name).cast(kind))
-    ours = {"digest": digest, "rows": len(part), "failed": failed, "model": settings.model}
-    metadata = {**(table.schema.metadata or {}), METADATA_KEY: json.dumps(ours).encode()}
-    _write_atomically(table.replace_schema_metadata(metadata), target)
-    journal.remove()  # its vectors are in the file now
-    return PartitionReport(
+    report = PartitionReport(
         number,
         len(part),
         len(part) - failed,
@@ -378,6 +400,40 @@ def _parquet_partition(
         leases=result.leases,
         usage=result.usage,
     )
+    ours = {
+        "digest": digest,
+        "model": settings.model,
+        "run": run,
+        "columns": {"text": column, "embedding": embedding_column},
+        "rows": len(part),
+        "failed": failed,
+        "requested": report.requested,
+        "leases": report.leases,
+        "usage": dataclasses.asdict(report.usage),
+    }
+    metadata = {**(table.schema.metadata or {}), METADATA_KEY: json.dumps(ours).encode()}
+    _write_atomically(table.replace_schema_metadata(metadata), target)
+    journal.remove()  # its vectors are in the file now
+    return report
+
+
+def _report_from(metadata: dict[str, Any], number: int) -> PartitionReport:
+    """The report of a partition as its file records it."""
+    try:
+        rows, failed = int(metadata["rows"]), int(metadata["failed"])
+        return PartitionReport(
+            number,
+            rows,
+            rows - failed,
+            failed,
+            int(metadata["requested"]),
+            skipped=False,
+            leases=int(metadata["leases"]),
+            usage=Usage(**metadata["usage"]),
+        )
+    except (KeyError, TypeError, ValueError):  # damaged: the rows are there, the report not
+        rows = int(metadata.get("rows", 0))
+        return PartitionReport(number, rows, rows, 0, 0, skipped=True)
 
 
 class Journal:
@@ -386,36 +442,49 @@ class Journal:
     instead of paying for them again.
 
     A hidden file beside the partition's (``.part.<n>.parquet.journal``): a header line
-    holding the partition's digest, then one JSON line ``[text, vector]`` per vector,
-    each written (to the operating system) as it arrives; removed once the partition's
-    file is written. A journal of other input is ignored, a torn last line skipped.
+    naming the model, then for each attempt a line naming its run followed by one JSON
+    line ``[text, vector]`` per vector, each written (to the operating system) as it
+    arrives; removed once the partition's file is written. A journal of another model is
+    ignored; a torn line, or a vector of another length than the first, is skipped.
     """
 
-    def __init__(self, target: Path, digest: str) -> None:
+    def __init__(self, target: Path, model: str, run: str) -> None:
         self.path = target.with_name(f".{target.name}.journal")
-        self._header = orjson.dumps({"digest": digest}) + b"\n"
+        self._header = orjson.dumps({"model": model}) + b"\n"
+        self._run = run
 
-    def read(self) -> dict[str, Vector]:
-        """The vectors recorded by earlier attempts on the same input (``{}`` if none)."""
+    def read(self) -> tuple[dict[str, Vector], int]:
+        """The vectors journaled for this model (``{}`` if none), and how many of them this
+        run's attempts journaled (requests billed to this run by attempts that died)."""
         try:
             content = self.path.read_bytes()
         except FileNotFoundError:
-            return {}
+            return {}, 0
         if not content.startswith(self._header):
-            return {}
+            return {}, 0
         vectors: dict[str, Vector] = {}
+        run: object = None
+        this_run = 0
         for line in content[len(self._header) :].split(b"\n"):
             try:
-                text, vector = orjson.loads(line)
-            except (orjson.JSONDecodeError, TypeError, ValueError):
+                value = orjson.loads(line)
+            except orjson.JSONDecodeError:
                 continue  # the torn last line of a killed writer
-            if isinstance(text, str) and _is_vector(vector):
-                vectors[text] = vector
-        return vectors
+            if isinstance(value, dict):
+                run = value.get("run")
+            elif isinstance(value, list) and len(value) == 2:
+                text, vector = value
+                if not (isinstance(text, str) and _is_vector(vector)):
+                    continue
+                first = next(iter(vectors.values()), vector)
+                if len(vector) == len(first):
+                    vectors[text] = vector
+                    this_run += run == self._run
+        return vectors, this_run
 
     @contextmanager
     def appending(self) -> Iterator[Callable[[str, Vector], None]]:
-        """A function recording one vector, valid for the ``with`` block."""
+        """A function recording one vector of this run, valid for the ``with`` block."""
         try:
             content = self.path.read_bytes()
         except FileNotFoundError:
@@ -428,6 +497,7 @@ class Journal:
                 handle.write(self._header)
             elif not content.endswith(b"\n"):
                 handle.write(b"\n")  # after a torn line, not glued to it
+            handle.write(orjson.dumps({"run": self._run}) + b"\n")
 
             def record(text: str, vector: Vector) -> None:
                 handle.write(orjson.dumps([text, vector]) + b"\n")
@@ -458,10 +528,17 @@ def _read_metadata(target: Path) -> dict[str, Any] | None:
     return value
 
 
-def _known_vectors(target: Path, column: str, embedding_column: str) -> dict[str, Vector]:
-    table = pq.read_table(target, columns=[column, embedding_column])
-    texts = table.column(column).to_pylist()
-    vectors = table.column(embedding_column).to_pylist()
+def _known_vectors(target: Path, metadata: dict[str, Any]) -> dict[str, Vector]:
+    """The vectors of an earlier file of this partition, under the column names it was
+    written with; ``{}`` if the file is damaged."""
+    try:
+        names = metadata["columns"]
+        column, embedding_column = str(names["text"]), str(names["embedding"])
+        table = pq.read_table(target, columns=[column, embedding_column])
+        texts = table.column(column).to_pylist()
+        vectors = table.column(embedding_column).to_pylist()
+    except (OSError, KeyError, TypeError, ValueError, pa.ArrowException):
+        return {}  # not ours, or damaged: embedded again
     return {
         text: vector
         for text, vector in zip(texts, vectors, strict=True)

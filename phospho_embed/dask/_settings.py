@@ -112,9 +112,11 @@ class WorkerSettings:
         if raw_key is not None and not isinstance(raw_key, str):
             raise TypeError(f"api_key must be a str, got {type(raw_key).__name__}")
         settings["max_concurrency"] = max_concurrency
-        # Validated here with a throwaway key, so that a bad setting fails on the driver
-        # rather than once per partition on the workers; the key itself is never checked.
-        checked = ClientOptions.build(None, {**settings, "api_key": "driver-check"})
+        # Validated here (with a throwaway key when none is given), so that a bad setting
+        # fails on the driver rather than once per partition on the workers.
+        checked = ClientOptions.build(None, {**settings, "api_key": raw_key or "driver-check"})
+        if raw_key:
+            raw_key = checked.require_api_key()  # stripped, and refused if it cannot be sent
         options = tuple(
             (name, getattr(checked, name)) for name in ClientOptions.names() if name != "api_key"
         )

@@ -52,17 +52,29 @@ class _Bound:
     """A cluster-wide semaphore (on a distributed worker) or a process-wide one (elsewhere)."""
 
     def __init__(self, name: str, max_leases: int) -> None:
+        """Raises:
+        ValueError: a semaphore of this name exists with another number of leases."""
+        from distributed import Semaphore, get_worker
+
         self._distributed: object | None = None
         self._local: threading.BoundedSemaphore | None = None
         try:
-            from distributed import Semaphore, get_worker
-
-            get_worker()  # ValueError outside a distributed worker
-            self._distributed = Semaphore(  # type: ignore[no-untyped-call]
-                max_leases=max_leases, name=name
-            )
-        except ValueError:
+            get_worker()
+        except ValueError:  # not on a distributed worker
             self._local = threading.BoundedSemaphore(max_leases)
+            return
+        semaphore = Semaphore(max_leases=max_leases, name=name)  # type: ignore[no-untyped-call]
+        try:
+            # Here, in the partition's task, rather than at the first acquire in a sender
+            # thread: a refusal then fails the partition with its reason.
+            semaphore.register()  # type: ignore[no-untyped-call]
+        except ValueError as exc:
+            raise ValueError(
+                f"the cluster-wide bound {name!r} exists with another max_concurrency "
+                f"({exc}): calls sharing a bound_name must use the same max_concurrency; "
+                "pass another bound_name"
+            ) from None
+        self._distributed = semaphore
 
     @property
     def cluster_wide(self) -> bool:
@@ -138,6 +150,11 @@ class _Partition:
         """Whether the texts still queued are to be dropped (an error every one would get)."""
         return self.fatal is not None or self.bug is not None
 
+    def fail(self, error: BaseException) -> None:
+        """One queued text will not be sent: ``error`` stops the partition (raised by its task)."""
+        self.bug = self.bug or error
+        self._finish_one()
+
     def send(self, text: str, pool: int) -> None:
         """Request ``text`` through ``pool`` (unless the partition stopped) and record it."""
         try:
@@ -156,10 +173,13 @@ class _Partition:
         except BaseException as exc:  # a bug: raised by the partition's task, not lost here
             self.bug = self.bug or exc
         finally:
-            with self._lock:
-                self._pending -= 1
-                if self._pending == 0:
-                    self.done.set()
+            self._finish_one()
+
+    def _finish_one(self) -> None:
+        with self._lock:
+            self._pending -= 1
+            if self._pending == 0:
+                self.done.set()
 
     def close(self) -> None:
         """Add the clients' usage to the result (the shared pools stay open)."""
@@ -233,7 +253,15 @@ class _Sender:
         self._threads.submit(self._acquire)
 
     def _acquire(self) -> None:
-        self.bound.acquire()
+        try:
+            self.bound.acquire()
+        except BaseException as exc:  # the scheduler lost, say: no queued text can be sent
+            with self._changed:
+                self._acquiring = False
+                queued, self._queue = self._queue, deque()
+            for _, partition in queued:
+                partition.fail(exc)
+            return
         with self._changed:
             self._acquiring = False
             if not self._queue:  # sent meanwhile by the holders already there
@@ -312,6 +340,7 @@ def embed_texts(
     settings: WorkerSettings,
     known: dict[str, Vector] | None = None,
     on_vector: Callable[[str, Vector], None] | None = None,
+    labels: Sequence[str] | None = None,
 ) -> TextsResult:
     """Embed one partition's texts under the cluster-wide bound, in order.
 
@@ -319,6 +348,8 @@ def embed_texts(
     being sent; identical texts are sent once; a text that still fails after its retries
     gets ``None`` and its error. ``known`` vectors (from an earlier run) are reused, not
     sent. ``on_vector(text, vector)`` is called as each vector arrives, one call at a time.
+    ``labels`` name each text in its error (``"index 42"``; default: its row in the
+    partition).
 
     Raises:
         PhosphoError: an error every other text would get too (no key, 401/402/403, a wrong
@@ -328,11 +359,12 @@ def embed_texts(
     errors: list[str | None] = [None] * len(texts)
     wanted: dict[str, None] = {}
     for index, text in enumerate(texts):
+        where = labels[index] if labels is not None else f"row {index} of its partition"
         if _is_null(text):
-            errors[index] = f"ValueError: row {index} of its partition is null: no text to embed"
+            errors[index] = f"ValueError: {where} is null: no text to embed"
             continue
         try:
-            checked = wire.check_text(text, f"row {index} of its partition")
+            checked = wire.check_text(text, where)
         except (TypeError, ValueError) as exc:
             errors[index] = describe(exc)
             continue

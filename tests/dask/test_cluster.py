@@ -87,6 +87,19 @@ def test_one_bound_for_the_whole_cluster(client: Client, emulator: Emulator) -> 
     assert result["error"].isna().all()
 
 
+def test_a_bound_name_shared_with_another_size_is_a_clear_error(
+    client: Client, emulator: Emulator
+) -> None:
+    _, frame = _frame(8, 2, "mismatch")
+    settings = {"api_key": KEY, "base_url": emulator.base_url, "bound_name": "shared-mismatch"}
+    assert embed_frame(frame, max_concurrency=2, **settings).compute()["error"].isna().all()
+    emulator.reset_stats()
+    future = client.compute(embed_frame(frame, max_concurrency=4, **settings))
+    with pytest.raises(ValueError, match="exists with another max_concurrency"):
+        future.result(timeout=60)  # bounded: a regression here used to hang for ever
+    assert emulator.stats.requests == 0
+
+
 def test_the_key_travels_hidden(client: Client, emulator: Emulator) -> None:
     emulator.configure(api_key=KEY)
     texts, frame = _frame(12, 3, "key")

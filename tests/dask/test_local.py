@@ -4,6 +4,7 @@ duplicates and per-text failures (the cluster-wide bound is tested in test_clust
 from __future__ import annotations
 
 import math
+import threading
 from pathlib import Path
 
 import orjson
@@ -16,7 +17,8 @@ import dask.dataframe as dd
 import pandas as pd
 
 from phospho_embed.dask import _worker, embed_bag, embed_frame, embed_to_parquet
-from phospho_embed.dask._api import Journal, partition_digest
+from phospho_embed.dask._api import Journal, _parquet_partition
+from phospho_embed.dask._settings import WorkerSettings
 from phospho_embed.dask._worker import MAX_SENDERS
 from phospho_embed.emulator import TOKEN_LIMIT, Emulator
 from tests.dask.conftest import DIMENSIONS, assert_stored_vectors, assert_vectors, expected
@@ -51,7 +53,8 @@ def test_rows_keep_order_and_index_and_duplicates_are_sent_once(emulator: Emulat
 def test_null_empty_and_too_long_texts_fail_alone(emulator: Emulator) -> None:
     too_long = "word " * (TOKEN_LIMIT + 1)
     texts = ["first", None, "   ", too_long, "last"]
-    frame = dd.from_pandas(pd.DataFrame({"text": texts}), npartitions=1)
+    index = pd.Index(["a", "b", "c", "d", "e"], name="id")
+    frame = dd.from_pandas(pd.DataFrame({"text": texts}, index=index), npartitions=1)
     result = embed_frame(frame, max_concurrency=2, api_key=KEY, base_url=emulator.base_url)
     result = result.compute(scheduler="threads")
     embeddings, errors = result["embedding"].tolist(), result["error"].tolist()
@@ -59,8 +62,9 @@ def test_null_empty_and_too_long_texts_fail_alone(emulator: Emulator) -> None:
     assert embeddings[1:4] == [None, None, None]
     assert errors[0] is None
     assert errors[4] is None
-    assert errors[1] == "ValueError: row 1 of its partition is null: no text to embed"
-    assert errors[2].startswith("ValueError: row 2 of its partition is empty")
+    # Named by their index label, which the user can look up (a bag has none: its row).
+    assert errors[1] == "ValueError: index 'b' is null: no text to embed"
+    assert errors[2].startswith("ValueError: index 'c' is empty")
     assert errors[3].startswith("BadRequestError:")
     assert "tokens" in errors[3]
     # The null and the blank text were never sent; the long one was, once (400: no retry).
@@ -110,42 +114,111 @@ def test_a_partition_resumes_from_the_journal_of_a_killed_attempt(
     frame = dd.from_pandas(pd.DataFrame({"text": texts}), npartitions=1)
     folder = tmp_path / "embedded"
     folder.mkdir()
-    target = folder / "part.00000.parquet"
-    digest = partition_digest(frame.compute(), "text", "intent-embed")
-    lines = [orjson.dumps({"digest": digest})]
+    lines = [orjson.dumps({"model": "intent-embed"}), orjson.dumps({"run": "an earlier run"})]
     lines += [orjson.dumps([text, expected(text)]) for text in texts[:5]]
-    (folder / ".part.00000.parquet.journal").write_bytes(
-        b"\n".join(lines) + b'\n["journal 5", [0.1, 0.'
-    )
+    journal = folder / ".part.00000.parquet.journal"
+    journal.write_bytes(b"\n".join(lines) + b'\n["journal 5", [0.1, 0.')
     summary = embed_to_parquet(
         frame, folder, max_concurrency=4, api_key=KEY, base_url=emulator.base_url
     )
     assert set(emulator.stats.inputs) == set(texts[5:])  # the 5 received are not paid twice
-    assert (summary.embedded, summary.requested) == (12, 7)
+    assert (summary.embedded, summary.requested, summary.usage.requests) == (12, 7, 7)
     stored = pd.read_parquet(folder)
     assert_stored_vectors(texts, stored["embedding"].tolist())
-    assert not (folder / ".part.00000.parquet.journal").exists()  # in the file now
-    assert Journal(target, digest).read() == {}
+    assert not journal.exists()  # its vectors are in the file now
 
 
-def test_a_journal_of_other_input_is_ignored_and_a_torn_one_is_not_glued(
-    tmp_path: Path,
-) -> None:
+def test_a_journal_is_read_for_its_model_and_counts_its_runs_requests(tmp_path: Path) -> None:
     target = tmp_path / "part.00000.parquet"
     vector = [0.25, -0.5]
-    with Journal(target, "digest-a").appending() as record:
+    with Journal(target, "model-a", "run-1").appending() as record:
         record("kept", vector)
-    assert Journal(target, "digest-a").read() == {"kept": vector}
-    assert Journal(target, "digest-b").read() == {}  # another input's: not reused
+    assert Journal(target, "model-a", "run-1").read() == ({"kept": vector}, 1)
+    assert Journal(target, "model-a", "run-2").read() == ({"kept": vector}, 0)  # reused
+    assert Journal(target, "model-b", "run-1").read() == ({}, 0)  # another model's
     path = tmp_path / ".part.00000.parquet.journal"
     path.write_bytes(path.read_bytes() + b'["torn", [0.1')  # killed mid-line
-    with Journal(target, "digest-a").appending() as record:
-        record("after", vector)
-    assert Journal(target, "digest-a").read() == {"kept": vector, "after": vector}
-    with Journal(target, "digest-b").appending() as record:  # starts afresh
+    with Journal(target, "model-a", "run-2").appending() as record:
+        record("after", vector)  # not glued to the torn line
+        record("too short", [0.5])  # another length than the first: skipped
+    vectors, this_run = Journal(target, "model-a", "run-2").read()
+    assert (vectors, this_run) == ({"kept": vector, "after": vector}, 1)
+    with Journal(target, "model-b", "run-3").appending() as record:  # starts afresh
         record("other", vector)
-    assert Journal(target, "digest-b").read() == {"other": vector}
-    assert Journal(target, "digest-a").read() == {}
+    assert Journal(target, "model-b", "run-3").read() == ({"other": vector}, 1)
+    assert Journal(target, "model-a", "run-3").read() == ({}, 0)
+
+
+def test_a_partition_written_by_a_lost_attempt_of_this_run_is_reported_not_skipped(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    # A worker that wrote its file and died before its report reached the scheduler: the
+    # retried task finds the file of its own run and reports what it recorded.
+    part = pd.DataFrame({"text": ["lost report one", "lost report two"]})
+    settings = WorkerSettings.build(2, None, {"api_key": KEY, "base_url": emulator.base_url})
+    names = ("text", "embedding", "error")
+    first = _parquet_partition(part, 0, str(tmp_path), settings, names, "run-1")
+    again = _parquet_partition(part, 0, str(tmp_path), settings, names, "run-1")
+    later = _parquet_partition(part, 0, str(tmp_path), settings, names, "run-2")
+    assert emulator.stats.requests == 2
+    assert (first.skipped, first.usage.requests, first.requested) == (False, 2, 2)
+    assert again == first
+    assert (later.skipped, later.usage.requests) == (True, 0)
+
+
+def test_a_rerun_rewrites_a_partition_whose_other_columns_changed_without_sending(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    texts = [f"columns {i}" for i in range(6)]
+    settings = {"max_concurrency": 2, "api_key": KEY, "base_url": emulator.base_url}
+    folder = tmp_path / "embedded"
+
+    def frame(labels: range) -> dd.DataFrame:
+        table = pd.DataFrame({"text": texts, "label": list(labels)})
+        return dd.from_pandas(table, npartitions=2)
+
+    embed_to_parquet(frame(range(6)), folder, **settings)
+    emulator.reset_stats()
+    changed = embed_to_parquet(frame(range(100, 106)), folder, **settings)
+    assert (changed.written, changed.requested) == (2, 0)  # rewritten, vectors reused
+    assert pd.read_parquet(folder)["label"].tolist() == list(range(100, 106))
+    renamed = embed_to_parquet(
+        frame(range(100, 106)), folder, embedding_column="vector", error_column="why", **settings
+    )
+    assert (renamed.written, renamed.requested) == (2, 0)
+    stored = pd.read_parquet(folder)
+    assert_stored_vectors(texts, stored["vector"].tolist())
+    assert "embedding" not in stored.columns
+    assert emulator.stats.requests == 0
+
+
+def test_a_damaged_file_is_embedded_again(emulator: Emulator, tmp_path: Path) -> None:
+    texts = ["damaged one", "damaged two", None]  # a failure: the re-run reads the file
+    frame = dd.from_pandas(pd.DataFrame({"text": texts}), npartitions=1)
+    settings = {"max_concurrency": 2, "api_key": KEY, "base_url": emulator.base_url}
+    folder = tmp_path / "embedded"
+    embed_to_parquet(frame, folder, **settings)
+    target = folder / "part.00000.parquet"
+    content = bytearray(target.read_bytes())
+    content[4:68] = b"\xff" * 64  # the first page's header; the footer is intact
+    target.write_bytes(bytes(content))
+    emulator.reset_stats()
+    again = embed_to_parquet(frame, folder, **settings)
+    assert (again.embedded, again.failed, again.requested) == (2, 1, 2)
+    assert_stored_vectors(texts[:2], pd.read_parquet(folder)["embedding"].tolist()[:2])
+
+
+def test_a_folder_holding_other_files_is_refused(emulator: Emulator, tmp_path: Path) -> None:
+    frame = dd.from_pandas(pd.DataFrame({"text": ["a", "b"]}), npartitions=1)
+    (tmp_path / "part.0.parquet").write_bytes(b"Dask's own naming")
+    with pytest.raises(ValueError, match=r"holds part\.0\.parquet, which is not the output"):
+        embed_to_parquet(frame, tmp_path, api_key=KEY, base_url=emulator.base_url)
+    assert emulator.stats.requests == 0
+
+
+def test_embed_bag_refuses_what_is_not_a_bag() -> None:
+    with pytest.raises(TypeError, match=r"bag must be a dask\.bag\.Bag, got list"):
+        embed_bag(["a text"], api_key=KEY)  # type: ignore[arg-type]
 
 
 def test_a_process_keeps_few_senders_and_closes_the_idle_ones(emulator: Emulator) -> None:
@@ -187,3 +260,31 @@ def test_files_with_and_without_errors_read_back_together(
         assert table["text"].isna().tolist() == [False, False, True, True]
         assert table["error"].isna().tolist() == [True, True, False, False]
         assert table["embedding"].isna().tolist() == [False, False, True, True]
+
+
+def test_a_lease_that_cannot_be_had_fails_the_partition_instead_of_hanging(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = WorkerSettings.build(
+        2, "failing-lease", {"api_key": KEY, "base_url": emulator.base_url}
+    )
+
+    def lost() -> None:
+        raise OSError("the scheduler is gone")
+
+    monkeypatch.setattr(_worker._sender(settings).bound, "acquire", lost)
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(_worker.embed_texts(["lease one", "lease two"], settings))
+        except OSError as exc:
+            outcome.append(exc)
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    runner.join(timeout=10)
+    assert not runner.is_alive()
+    assert isinstance(outcome[0], OSError)
+    assert str(outcome[0]) == "the scheduler is gone"
+    assert emulator.stats.requests == 0
