@@ -235,6 +235,10 @@ def test_a_killed_worker_loses_nothing(client: Client, emulator: Emulator, tmp_p
     # had in flight (at most K) were sent twice; none of the vectors it had received.
     assert set(emulator.stats.inputs) == set(texts)
     assert sum(count - 1 for count in emulator.stats.inputs.values()) <= K
+    # Usage counts what the dead worker was billed for too (from its journal and its
+    # files), except the answers it died before recording: at most K.
+    billed = emulator.stats.by_status[200]
+    assert billed - K <= summary.usage.requests <= billed
     # A re-run sends nothing: every partition is complete.
     emulator.reset_stats()
     again = embed_to_parquet(frame, folder, **settings)
