@@ -342,12 +342,18 @@ def embed_to_parquet(
 def partition_digest(part: pd.DataFrame, names: tuple[str, str, str], model: str) -> str:
     """What a partition's output file depends on: every column's values and name, the
     index, the output columns' names and the model."""
-    hashed = pd.util.hash_pandas_object(part, index=True).to_numpy()
     digest = hashlib.sha256(model.encode())
     described = [list(map(str, part.columns)), [str(dtype) for dtype in part.dtypes], names]
     digest.update(json.dumps(described).encode())
     digest.update(len(part).to_bytes(8, "little"))
-    digest.update(hashed.tobytes())
+    digest.update(pd.util.hash_pandas_object(part.index).to_numpy().tobytes())
+    for position in range(part.shape[1]):
+        values = part.iloc[:, position]
+        try:
+            hashed = pd.util.hash_pandas_object(values, index=False)
+        except TypeError:  # lists, dicts...: by their text
+            hashed = pd.util.hash_pandas_object(values.astype(str), index=False)
+        digest.update(hashed.to_numpy().tobytes())
     return digest.hexdigest()
 
 

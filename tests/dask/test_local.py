@@ -174,7 +174,9 @@ def test_a_rerun_rewrites_a_partition_whose_other_columns_changed_without_sendin
     folder = tmp_path / "embedded"
 
     def frame(labels: range) -> dd.DataFrame:
-        table = pd.DataFrame({"text": texts, "label": list(labels)})
+        # A column of lists too: its values cannot be hashed as they are.
+        tags = [[f"tag {label}"] for label in labels]
+        table = pd.DataFrame({"text": texts, "label": list(labels), "tags": tags})
         return dd.from_pandas(table, npartitions=2)
 
     embed_to_parquet(frame(range(6)), folder, **settings)
