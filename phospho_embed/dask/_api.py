@@ -7,8 +7,10 @@ import hashlib
 import json
 import math
 import os
+import pickle
 import re
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -350,10 +352,11 @@ def partition_digest(part: pd.DataFrame, names: tuple[str, str, str], model: str
     for position in range(part.shape[1]):
         values = part.iloc[:, position]
         try:
-            hashed = pd.util.hash_pandas_object(values, index=False)
-        except TypeError:  # lists, dicts...: by their text
-            hashed = pd.util.hash_pandas_object(values.astype(str), index=False)
-        digest.update(hashed.to_numpy().tobytes())
+            digest.update(pd.util.hash_pandas_object(values, index=False).to_numpy().tobytes())
+        except TypeError:  # lists, dicts, arrays: by their pickled bytes, every digit kept
+            for value in values:
+                blob = pickle.dumps(value, protocol=5)
+                digest.update(len(blob).to_bytes(8, "little") + blob)
     return digest.hexdigest()
 
 
@@ -378,12 +381,14 @@ def _parquet_partition(
     known: dict[str, Vector] = {}
     if previous is not None and previous.get("model") == settings.model:
         known = _known_vectors(target, previous)
+    _check_writable(part, number)
     journal = Journal(target, settings.model, run)
     journaled, carried = journal.read()
     known.update(journaled)
     with journal.appending() as record:
         result = embed_texts(part[column].tolist(), settings, known, record, _labels(part))
-    # Billed to this run by its attempts that died (their retries and tokens are lost).
+    # Sent and billed by this run's attempts that died (their retries and tokens are lost).
+    result.requested += carried
     result.usage += Usage(requests=carried)
     out = _with_results(part, result, embedding_column, error_column)
     failed = sum(vector is None for vector in result.vectors)
@@ -421,6 +426,18 @@ def _parquet_partition(
     _write_atomically(table.replace_schema_metadata(metadata), target)
     journal.remove()  # its vectors are in the file now
     return report
+
+
+def _check_writable(part: pd.DataFrame, number: int) -> None:
+    """Refuse, before any request, a partition that parquet cannot store (a column of mixed
+    types, with Dask's string conversion off): its vectors would be paid for, then lost."""
+    try:
+        pa.Table.from_pandas(part, preserve_index=True)
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        raise ValueError(
+            f"partition {number} cannot be written to parquet ({exc}); nothing was sent: "
+            "give each column one type, e.g. ddf[column].astype(str)"
+        ) from None
 
 
 def _report_from(metadata: dict[str, Any], number: int) -> PartitionReport:
@@ -468,9 +485,8 @@ class Journal:
             return {}, 0
         if not content.startswith(self._header):
             return {}, 0
-        vectors: dict[str, Vector] = {}
+        entries: list[tuple[str, Vector, bool]] = []
         run: object = None
-        this_run = 0
         for line in content[len(self._header) :].split(b"\n"):
             try:
                 value = orjson.loads(line)
@@ -480,13 +496,15 @@ class Journal:
                 run = value.get("run")
             elif isinstance(value, list) and len(value) == 2:
                 text, vector = value
-                if not (isinstance(text, str) and _is_vector(vector)):
-                    continue
-                first = next(iter(vectors.values()), vector)
-                if len(vector) == len(first):
-                    vectors[text] = vector
-                    this_run += run == self._run
-        return vectors, this_run
+                if isinstance(text, str) and _is_vector(vector):
+                    entries.append((text, vector, run == self._run))
+        if not entries:
+            return {}, 0
+        # The model's length is the one most lines have (the latest, in a tie).
+        lengths = Counter(len(vector) for _, vector, _ in reversed(entries))
+        length = lengths.most_common(1)[0][0]
+        kept = [entry for entry in entries if len(entry[1]) == length]
+        return {text: vector for text, vector, _ in kept}, sum(ours for _, _, ours in kept)
 
     @contextmanager
     def appending(self) -> Iterator[Callable[[str, Vector], None]]:
@@ -496,19 +514,26 @@ class Journal:
         except FileNotFoundError:
             content = b""
         ours = content.startswith(self._header)
-        # Unbuffered: each line reaches the operating system as it is written, so a
-        # killed process loses none (a crash of the machine may lose the last ones).
-        with open(self.path, "ab" if ours else "wb", buffering=0) as handle:
-            if not ours:
-                handle.write(self._header)
-            elif not content.endswith(b"\n"):
-                handle.write(b"\n")  # after a torn line, not glued to it
-            handle.write(orjson.dumps({"run": self._run}) + b"\n")
+        recorded = 0
+        try:
+            # Unbuffered: each line reaches the operating system as it is written, so a
+            # killed process loses none (a crash of the machine may lose the last ones).
+            with open(self.path, "ab" if ours else "wb", buffering=0) as handle:
+                if not ours:
+                    handle.write(self._header)
+                elif not content.endswith(b"\n"):
+                    handle.write(b"\n")  # after a torn line, not glued to it
+                handle.write(orjson.dumps({"run": self._run}) + b"\n")
 
-            def record(text: str, vector: Vector) -> None:
-                handle.write(orjson.dumps([text, vector]) + b"\n")
+                def record(text: str, vector: Vector) -> None:
+                    nonlocal recorded
+                    handle.write(orjson.dumps([text, vector]) + b"\n")
+                    recorded += 1
 
-            yield record
+                yield record
+        finally:
+            if not ours and not recorded:  # nothing to keep: leave no empty journal behind
+                self.path.unlink(missing_ok=True)
 
     def remove(self) -> None:
         """Delete the journal (its vectors are in the partition's file)."""

@@ -7,11 +7,13 @@ import math
 import threading
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pytest
 
 pytest.importorskip("distributed")
 
+import dask
 import dask.bag as db
 import dask.dataframe as dd
 import pandas as pd
@@ -149,6 +151,38 @@ def test_a_journal_is_read_for_its_model_and_counts_its_runs_requests(tmp_path: 
     assert Journal(target, "model-a", "run-3").read() == ({}, 0)
 
 
+def test_a_journal_keeps_the_length_most_of_its_vectors_have(tmp_path: Path) -> None:
+    target = tmp_path / "part.00000.parquet"
+    with Journal(target, "model", "run").appending() as record:
+        record("rogue", [0.5])  # first, but alone of its length
+        record("one", [0.1, 0.2])
+        record("two", [0.3, 0.4])
+    assert Journal(target, "model", "run").read() == ({"one": [0.1, 0.2], "two": [0.3, 0.4]}, 2)
+
+
+def test_a_journal_with_nothing_recorded_is_not_left_behind(tmp_path: Path) -> None:
+    target = tmp_path / "part.00000.parquet"
+    with pytest.raises(RuntimeError), Journal(target, "model", "run").appending():
+        raise RuntimeError("the partition failed before any vector")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_requests_journaled_by_this_runs_dead_attempt_count_as_sent_and_billed(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    part = pd.DataFrame({"text": ["carried one", "carried two", "sent now"]})
+    settings = WorkerSettings.build(2, None, {"api_key": KEY, "base_url": emulator.base_url})
+    target = tmp_path / "part.00000.parquet"
+    with Journal(target, settings.model, "run-9").appending() as record:  # the dead attempt
+        for text in ["carried one", "carried two"]:
+            record(text, expected(text))
+    report = _parquet_partition(
+        part, 0, str(tmp_path), settings, ("text", "embedding", "error"), "run-9"
+    )
+    assert set(emulator.stats.inputs) == {"sent now"}
+    assert (report.requested, report.usage.requests) == (3, 3)
+
+
 def test_a_partition_written_by_a_lost_attempt_of_this_run_is_reported_not_skipped(
     emulator: Emulator, tmp_path: Path
 ) -> None:
@@ -191,6 +225,40 @@ def test_a_rerun_rewrites_a_partition_whose_other_columns_changed_without_sendin
     stored = pd.read_parquet(folder)
     assert_stored_vectors(texts, stored["vector"].tolist())
     assert "embedding" not in stored.columns
+    assert emulator.stats.requests == 0
+
+
+def test_a_change_deep_inside_an_array_column_rewrites_the_partition(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    # Arrays (a list<double> column read from parquet arrives as numpy arrays) are hashed
+    # by every byte: their text would round and elide a change this small.
+    settings = {"max_concurrency": 2, "api_key": KEY, "base_url": emulator.base_url}
+    arrays = [np.linspace(0, 1, 2000) for _ in range(2)]
+
+    source, out = tmp_path / "source.parquet", tmp_path / "embedded"
+
+    def frame() -> dd.DataFrame:
+        table = pd.DataFrame({"text": ["array one", "array two"], "features": list(arrays)})
+        table.to_parquet(source)
+        return dd.read_parquet(source)
+
+    embed_to_parquet(frame(), out, **settings)
+    arrays[1] = arrays[1].copy()
+    arrays[1][1000] += 1e-9
+    again = embed_to_parquet(frame(), out, **settings)
+    assert (again.written, again.requested) == (1, 0)
+    assert pd.read_parquet(out)["features"][1][1000] == arrays[1][1000]
+
+
+def test_a_partition_parquet_cannot_store_is_refused_before_any_request(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    table = pd.DataFrame({"text": ["mixed one", "mixed two"], "code": [1, "one"]})
+    with dask.config.set({"dataframe.convert-string": False}):
+        frame = dd.from_pandas(table, npartitions=1)
+        with pytest.raises(ValueError, match="partition 0 cannot be written to parquet"):
+            embed_to_parquet(frame, tmp_path, api_key=KEY, base_url=emulator.base_url)
     assert emulator.stats.requests == 0
 
 
