@@ -95,6 +95,22 @@ def non_negative_int(value: str) -> int:
     return number
 
 
+def finite_float(value: str) -> float:
+    """argparse type: a finite number (``nan`` and ``inf`` compare as nothing useful)."""
+    number = float(value)
+    if not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {value}")
+    return number
+
+
+def non_negative_float(value: str) -> float:
+    """argparse type: a finite number >= 0."""
+    number = finite_float(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return number
+
+
 def positive_float(value: str) -> float:
     """argparse type: a finite number > 0."""
     number = float(value)

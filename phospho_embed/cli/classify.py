@@ -15,6 +15,8 @@ from phospho_embed.cli._common import (
     CommandParser,
     add_client_arguments,
     build_client,
+    finite_float,
+    non_negative_float,
     require_api_key,
 )
 
@@ -50,12 +52,15 @@ def configure(parser: CommandParser) -> None:
     )
     parser.add_argument(
         "--threshold",
-        type=float,
+        type=finite_float,
         metavar="SCORE",
         help="minimum score of the best intent (default: the saved one, else none)",
     )
     parser.add_argument(
-        "--margin", type=float, metavar="GAP", help="minimum gap between the best two intents"
+        "--margin",
+        type=non_negative_float,
+        metavar="GAP",
+        help="minimum gap between the best two intents",
     )
     parser.add_argument(
         "--save", type=Path, metavar="FILE", help="save the classifier built from --examples (.npz)"

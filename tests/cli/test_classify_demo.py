@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from phospho_embed.cli import main
 from phospho_embed.demo_data import EXAMPLES, EXPECTED, HELD_OUT, LABELLED
 from phospho_embed.emulator import Emulator, semantic_available
 from tests.cli.conftest import TEST_KEY, RunCLI
@@ -78,6 +79,31 @@ def test_classify_saves_this_runs_threshold_and_margin(
     assert result.code == 0, result.err
     loaded = IntentClassifier.load(saved)
     assert (loaded.threshold_, loaded.margin_) == (0.25, 0.05)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "says"),
+    [
+        ("--threshold", "nan", "must be a finite number, got nan"),
+        ("--threshold", "inf", "must be a finite number, got inf"),
+        ("--margin", "-0.1", "must be at least 0, got -0.1"),
+    ],
+)
+def test_classify_refuses_a_threshold_or_margin_that_compares_as_nothing(
+    capsys: pytest.CaptureFixture[str],
+    emulator: Emulator,
+    examples_file: Path,
+    option: str,
+    value: str,
+    says: str,
+) -> None:
+    # nan rejected nothing: every comparison with it is false.
+    args = ["classify", "--examples", str(examples_file), option, value, "refund"]
+    with pytest.raises(SystemExit) as exit_info:  # argparse's usage error
+        main([*args, *client_args(emulator)])
+    assert exit_info.value.code == 2
+    assert f"argument {option}: {says}" in capsys.readouterr().err
+    assert emulator.stats.requests == 0
 
 
 def test_classify_explains_bad_examples(cli: RunCLI, emulator: Emulator, tmp_path: Path) -> None:
