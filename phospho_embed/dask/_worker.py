@@ -76,11 +76,6 @@ class _Bound:
             ) from None
         self._distributed = semaphore
 
-    @property
-    def cluster_wide(self) -> bool:
-        """Whether the bound is the cluster's (a distributed semaphore)."""
-        return self._distributed is not None
-
     def acquire(self) -> None:
         """Take one lease (blocks until one is free)."""
         if self._distributed is not None:
