@@ -17,6 +17,7 @@ from phospho_embed._batch import Batch, BatchOptions
 from phospho_embed._core import ClientBase, ClientCore, pool_sizes
 from phospho_embed._deadline import attempt_ends_at, bound_sockets
 from phospho_embed._limit import ThreadGate
+from phospho_embed._options import ClientOptions
 from phospho_embed._retry import Sleep
 from phospho_embed.errors import PhosphoError
 
@@ -51,14 +52,18 @@ class _Pools:
             http.close()
 
 
-def _new_pools(core: ClientCore) -> _Pools:
-    timeout = core.httpx_timeout(core.options.timeout)
+def open_pools(options: ClientOptions) -> list[httpx.Client]:
+    """Connection pools for ``options.max_concurrency`` connections, sized by `pool_sizes`,
+    each cut at an attempt's end on the wall clock (`bound_sockets`). Shared with the Dask
+    workers, which hand them to many clients."""
+    timeout = ClientCore.httpx_timeout(options.timeout)
     pools = []
-    for size in pool_sizes(core.options.max_concurrency):
-        http = httpx.Client(timeout=timeout, limits=core.httpx_limits(size))
+    for size in pool_sizes(options.max_concurrency):
+        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+        http = httpx.Client(timeout=timeout, limits=limits)
         bound_sockets(http)
         pools.append(http)
-    return _Pools(pools)
+    return pools
 
 
 class PhosphoClient(ClientBase[httpx.Client]):
@@ -235,7 +240,7 @@ class PhosphoClient(ClientBase[httpx.Client]):
                 if self._pools is None:
                     # Built at first use: an SSL context costs milliseconds, and frameworks
                     # construct embedders long before (or without ever) calling them.
-                    pools = _new_pools(self._core)
+                    pools = _Pools(open_pools(self._core.options))
                     # A client dropped without close() still closes its sockets.
                     weakref.finalize(self, pools.close)
                     self._pools = pools

@@ -30,12 +30,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import httpx
-
 from phospho_embed import wire
-from phospho_embed._client import PhosphoClient
+from phospho_embed._client import PhosphoClient, open_pools
 from phospho_embed._core import Usage, pool_sizes
-from phospho_embed._deadline import bound_sockets
 from phospho_embed.dask._settings import WorkerSettings
 from phospho_embed.errors import PhosphoError
 
@@ -200,18 +197,11 @@ class _Sender:
         size = settings.max_concurrency
         self.options = settings.client_options()
         self.bound = _Bound(settings.bound_name, size)
-        self.pools: list[httpx.Client] = []
+        self.pools = open_pools(self.options)
         # One ticket per request this process may have in flight, naming the pool it goes
         # through, so that no pool has more connections than it was sized for.
         self._tickets: queue.SimpleQueue[int] = queue.SimpleQueue()
         for index, connections in enumerate(pool_sizes(size)):
-            # Timeouts are set per attempt by the clients.
-            limits = httpx.Limits(
-                max_connections=connections, max_keepalive_connections=connections
-            )
-            http = httpx.Client(limits=limits)
-            bound_sockets(http)
-            self.pools.append(http)
             for _ in range(connections):
                 self._tickets.put(index)
         self._size = size
